@@ -1,0 +1,3 @@
+from agentfirm.cli import main
+
+main()

@@ -1,0 +1,675 @@
+"""The ``agentfirm`` command line. Thin: parse, call the core, render through ``cli_output``.
+
+Everything beyond typer is imported inside the commands so ``agentfirm --help`` stays instant.
+Exit codes (ARCHITECTURE.md §8): 0 done, 1 failed, 2 bad input or config, 3 budget exhausted,
+4 rejected or aborted. Errors are one line on stderr; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from agentfirm.app import App
+    from agentfirm.secrets import Redactor, SecretStore
+    from agentfirm.settings import Settings
+
+T = TypeVar("T")
+
+DEMO_REQUEST = (
+    "Assess the patentability of a battery thermal-management method that uses phase-change "
+    "material pockets between cylindrical cells: search prior art, analyse novelty against the "
+    "closest references, and draft independent and dependent claims."
+)
+DEMO_LATENCY_MS = "200-900"
+
+app = typer.Typer(
+    name="agentfirm",
+    help="A consulting firm of LLM agents: plan, approve, run in parallel, review — "
+    "every cent on a ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+tasks_app = typer.Typer(help="List and inspect tasks.", no_args_is_help=True)
+personas_app = typer.Typer(help="Persona templates: list, show, validate.", no_args_is_help=True)
+config_app = typer.Typer(help="Check and show the effective configuration.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Provider keys and tokens in the OS keyring.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(personas_app, name="personas")
+app.add_typer(config_app, name="config")
+app.add_typer(secrets_app, name="secrets")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Readable logs on stderr and full tracebacks.")
+    ] = False,
+) -> None:
+    del debug  # read by _debug(): main() needs it too, outside click's context
+
+
+def _debug() -> bool:
+    return "--debug" in sys.argv[1:]
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+# ---------------------------------------------------------------------------- plumbing
+def _env(offline: bool = False, latency: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if offline:
+        env["AGENTFIRM_OFFLINE"] = "1"
+    if latency is not None:
+        env.setdefault("AGENTFIRM_OFFLINE_LATENCY_MS", latency)
+    return env
+
+
+@dataclass
+class _Context:
+    settings: Settings
+    redactor: Redactor
+    secrets: SecretStore
+
+
+def _context(env: dict[str, str]) -> _Context:
+    from agentfirm.log import configure_logging
+    from agentfirm.secrets import Redactor, SecretStore
+    from agentfirm.settings import load_settings
+
+    settings = load_settings(env)
+    redactor = Redactor()
+    settings.paths.ensure()
+    configure_logging(
+        log_path=settings.paths.log_path,
+        redactor=redactor,
+        debug=_debug(),
+        level="debug" if _debug() else settings.log_level,
+    )
+    secrets = SecretStore(redactor, env=env)
+    for name in secrets.KNOWN:  # register every secret with the redactor before work starts
+        secrets.get(name)
+    return _Context(settings, redactor, secrets)
+
+
+def _with_app(env: dict[str, str], body: Callable[[App], Awaitable[T]]) -> T:
+    from agentfirm.app import App
+
+    ctx = _context(env)
+
+    async def main() -> T:
+        app_ = await App.open(ctx.settings, redactor=ctx.redactor, secrets=ctx.secrets)
+        async with app_:
+            return await body(app_)
+
+    return _run(main())
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    from agentfirm.cli_output import error
+
+    error(message)
+    return typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- run / demo
+def _run_task(
+    request: str,
+    *,
+    persona: str | None,
+    budget: str | None,
+    yes: bool,
+    as_json: bool,
+    offline: bool,
+    out_file: Path | None,
+    latency: str | None = None,
+) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from agentfirm.cli_output import ProgressPrinter, console, emit_json, print_cost_table
+    from agentfirm.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED, BadInput
+    from agentfirm.master.decisions import AutoDecider, Decider
+
+    budget_usd: Decimal | None = None
+    if budget is not None:
+        try:
+            budget_usd = Decimal(budget.strip().lstrip("$"))
+        except InvalidOperation:
+            budget_usd = None
+        if budget_usd is None or not budget_usd.is_finite() or budget_usd <= 0:
+            raise BadInput(
+                f"--budget {budget!r} is not a positive amount", hint="e.g. --budget 2.50"
+            )
+    if out_file is not None and out_file.is_dir():
+        raise BadInput(f"--out {out_file} is a directory", hint="name a file, e.g. --out report.md")
+    if not yes and not sys.stdin.isatty():
+        raise BadInput(
+            "approvals need a terminal and stdin is not one",
+            hint="pass --yes to approve the plan and the draft non-interactively",
+        )
+    out = console()
+    decider: Decider
+    if yes:
+        decider = AutoDecider()
+    else:
+        from agentfirm.cli_prompts import TerminalDecider
+
+        decider = TerminalDecider(out)
+    observer = None if as_json else ProgressPrinter(out)
+
+    async def body(app_: App) -> Any:
+        master = app_.master(decider, observer)
+        if budget_usd is None:
+            budget_usd_final: Decimal | None = app_.settings.budget_usd
+        else:
+            budget_usd_final = budget_usd
+        task = await master.intake(request, persona=persona)
+        spec, estimate = await master.plan(task, None)
+        if not as_json:
+            out.print(f"[bold]Task {task.id}[/] — persona [cyan]{task.persona}[/]")
+        if yes and not as_json:
+            from agentfirm.cli_output import print_plan
+            from agentfirm.money import usd_to_nano
+
+            print_plan(
+                out,
+                spec.plan,
+                estimate,
+                usd_to_nano(budget_usd_final or 0),
+                persona=task.persona or "?",
+            )
+        from agentfirm.money import usd_to_nano
+
+        return await master.approve_and_execute(
+            task.id, spec, estimate, usd_to_nano(budget_usd_final or 0)
+        )
+
+    result = _with_app(_env(offline, latency), body)
+    if out_file is not None and result.deliverable:
+        out_file.write_text(Path(result.deliverable).read_text(encoding="utf-8"), encoding="utf-8")
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        out.print()
+        print_cost_table(out, result.cost)
+        out.print(f"\nstatus: [bold]{result.status}[/]   task: {result.task_id}")
+        if result.deliverable:
+            out.print(f"deliverable: {result.deliverable}")
+            out.print(f"task repo:   {result.repo}")
+        if out_file is not None and result.deliverable:
+            out.print(f"copied to:   {out_file}")
+        if result.error:
+            out.print(f"[red]{result.error}[/]")
+    codes = {"failed": EXIT_FAILED, "budget_exhausted": EXIT_BUDGET}
+    code = codes.get(
+        result.status, EXIT_REJECTED if result.status in ("aborted", "rejected") else 0
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    request: Annotated[str, typer.Argument(help="What you need, in plain words.")],
+    persona: Annotated[
+        str | None, typer.Option("--persona", "-p", help="Persona id (skip classification).")
+    ] = None,
+    budget: Annotated[
+        str | None, typer.Option("--budget", "-b", help="Budget ceiling in USD.")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
+    ] = False,
+    as_json: JsonOpt = False,
+    no_daemon: Annotated[
+        bool,
+        typer.Option("--no-daemon", help="Run in this process (the only mode until the daemon)."),
+    ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
+    ] = None,
+) -> None:
+    """Run a request end to end: classify, plan, approve, execute, review, deliver."""
+    del no_daemon  # every run is in-process until the daemon lands
+    _run_task(
+        request,
+        persona=persona,
+        budget=budget,
+        yes=yes,
+        as_json=as_json,
+        offline=offline,
+        out_file=out_file,
+    )
+
+
+@app.command()
+def demo(
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a canned patent-research request offline: no keys, no network, simulated costs."""
+    if not as_json:
+        from agentfirm.cli_output import console
+
+        console().print(
+            "[bold]agentfirm demo[/] — a patent-research request, run offline: the offline "
+            "provider simulates each model (deterministic, schema-true output) and prices every "
+            "call at that model's list price.\n"
+            f"[dim]request: {DEMO_REQUEST}[/]\n"
+        )
+    _run_task(
+        DEMO_REQUEST,
+        persona="patent_research",
+        budget=None,
+        yes=True,
+        as_json=as_json,
+        offline=True,
+        out_file=None,
+        latency=DEMO_LATENCY_MS,
+    )
+
+
+# ---------------------------------------------------------------------------- tasks / costs
+@tasks_app.command("list")
+def tasks_list(
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Tasks, newest first."""
+    from agentfirm.cli_output import console, emit_json, print_rows, usd
+    from agentfirm.money import nano_to_float
+
+    async def body(app_: App) -> list[dict[str, Any]]:
+        rows = []
+        for task in await app_.store.list_tasks(limit=limit):
+            spent = sum(e.cost_nano for e in await app_.store.list_ledger(task.id))
+            rows.append(
+                {
+                    "task_id": task.id,
+                    "status": str(task.status),
+                    "persona": task.persona,
+                    "request": task.request,
+                    "budget_usd": nano_to_float(task.budget_nano),
+                    "cost_usd": nano_to_float(spent),
+                    "created_at": task.created_at.isoformat(),
+                }
+            )
+        return rows
+
+    rows = _with_app(_env(), body)
+    if as_json:
+        emit_json(rows)
+        return
+    print_rows(
+        console(),
+        ["task", "status", "persona", "cost", "budget", "created", "request"],
+        [
+            [
+                r["task_id"],
+                r["status"],
+                r["persona"] or "—",
+                usd(r["cost_usd"]),
+                usd(r["budget_usd"]),
+                r["created_at"][:19].replace("T", " "),
+                (r["request"][:48] + "…") if len(r["request"]) > 49 else r["request"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@tasks_app.command("show")
+def tasks_show(
+    task_id: Annotated[str, typer.Argument(help="Task id (see `agentfirm tasks list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One task: status, modules, transitions."""
+    from agentfirm.cli_output import console, emit_json, print_rows, usd
+    from agentfirm.money import nano_to_float
+
+    async def body(app_: App) -> dict[str, Any]:
+        task = await app_.store.get_task(task_id)
+        runs = await app_.store.list_module_runs(task_id)
+        transitions = await app_.store.list_transitions(task_id)
+        spent = sum(e.cost_nano for e in await app_.store.list_ledger(task_id))
+        data = task.model_dump(mode="json", exclude={"spec"})
+        data["task_id"] = data.pop("id")
+        data["budget_usd"] = nano_to_float(data.pop("budget_nano"))
+        data["cost_usd"] = nano_to_float(spent)
+        data["modules"] = [
+            {
+                "id": r.module_id,
+                "wave": r.wave,
+                "tier": r.tier,
+                "depends_on": r.depends_on,
+                "status": str(r.status),
+                "attempts": r.attempts,
+                "provider": r.provider,
+                "model": r.model,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "cost_usd": nano_to_float(r.cost_nano),
+            }
+            for r in runs
+        ]
+        data["transitions"] = [
+            {
+                "from": str(t.from_status) if t.from_status else None,
+                "to": str(t.to_status),
+                "actor": t.actor,
+                "reason": t.reason,
+                "at": t.at.isoformat(),
+            }
+            for t in transitions
+        ]
+        return data
+
+    data = _with_app(_env(), body)
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    out.print(f"[bold]{data['task_id']}[/]  {data['status']}  persona {data['persona']}")
+    out.print(f"request: {data['request']}")
+    out.print(f"cost {usd(data['cost_usd'])} of budget {usd(data['budget_usd'])}")
+    if data.get("deliverable_path"):
+        out.print(f"deliverable: {data['deliverable_path']}")
+    print_rows(
+        out,
+        ["module", "wave", "tier", "status", "attempts", "model", "cost"],
+        [
+            [
+                m["id"],
+                str(m["wave"] + 1),
+                m["tier"],
+                m["status"],
+                str(m["attempts"]),
+                f"{m['provider'] or ''}:{m['model'] or ''}",
+                usd(m["cost_usd"]),
+            ]
+            for m in data["modules"]
+        ],
+    )
+    out.print()
+    print_rows(
+        out,
+        ["at", "from", "to", "actor", "reason"],
+        [
+            [t["at"][11:19], t["from"] or "—", t["to"], t["actor"], t["reason"]]
+            for t in data["transitions"]
+        ],
+    )
+
+
+@app.command()
+def costs(
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A task's costs: by module, tier and provider, and every call on the ledger."""
+    from agentfirm.cli_output import console, emit_json, print_cost_table, print_rows, usd
+    from agentfirm.costs import summarize
+
+    async def body(app_: App) -> dict[str, Any]:
+        await app_.store.get_task(task_id)
+        return summarize(await app_.store.list_ledger(task_id), with_calls=True)
+
+    data = _with_app(_env(), body)
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    print_cost_table(out, data, title=f"Costs of {task_id}")
+    out.print()
+    print_rows(
+        out,
+        ["call", "module", "tier", "model", "in", "cached", "out", "cost", "ms", "outcome"],
+        [
+            [
+                c["call_id"],
+                c["module_id"] or "—",
+                c["tier"],
+                f"{c['provider']}:{c['model']}",
+                str(c["input_tokens"]),
+                str(c["cached_input_tokens"]),
+                str(c["output_tokens"]),
+                usd(c["cost_usd"]),
+                str(c["latency_ms"]),
+                c["outcome"] + (" (sim)" if c["simulated"] else ""),
+            ]
+            for c in data["calls"]
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------- personas
+def _personas(env: dict[str, str]) -> Any:
+    from agentfirm.personas import PersonaLibrary
+
+    settings = _context(env).settings
+    return PersonaLibrary.load([settings.paths.config_dir / "personas"])
+
+
+@personas_app.command("list")
+def personas_list(as_json: JsonOpt = False) -> None:
+    """Every persona: shipped ones and yours (config dir/personas)."""
+    from agentfirm.cli_output import console, emit_json, print_rows
+
+    library = _personas(_env())
+    rows = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "modules": len(p.modules),
+            "keywords": p.classification_keywords,
+        }
+        for p in library.all()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    print_rows(
+        console(),
+        ["id", "name", "modules", "keywords"],
+        [[r["id"], r["name"], str(r["modules"]), ", ".join(r["keywords"][:6])] for r in rows],
+    )
+
+
+@personas_app.command("show")
+def personas_show(
+    persona_id: Annotated[str, typer.Argument(help="Persona id.")], as_json: JsonOpt = False
+) -> None:
+    """One persona: modules, waves, checklist."""
+    from agentfirm.cli_output import console, emit_json, print_rows
+
+    persona = _personas(_env()).get(persona_id)
+    if as_json:
+        data = persona.model_dump(mode="json")
+        data["waves"] = persona.waves()
+        emit_json(data)
+        return
+    out = console()
+    out.print(f"[bold]{persona.name}[/] ({persona.id})\n{persona.description}\n")
+    for number, wave in enumerate(persona.waves(), start=1):
+        out.print(f"wave {number}: " + ", ".join(wave))
+    print_rows(
+        out,
+        ["module", "tier", "depends on", "output"],
+        [[m.id, m.tier, ", ".join(m.depends_on) or "—", m.output_type] for m in persona.modules],
+    )
+    out.print("\nquality checklist:")
+    for item in persona.quality_checklist:
+        out.print(f"  - {item}")
+
+
+@personas_app.command("validate")
+def personas_validate(
+    files: Annotated[list[Path], typer.Argument(help="Persona YAML files.")],
+) -> None:
+    """Validate persona files: every problem with file and line; exit 2 if any."""
+    from agentfirm.cli_output import console, error
+    from agentfirm.errors import PersonaError
+    from agentfirm.personas import load_persona_file
+
+    bad = False
+    for path in files:
+        try:
+            persona = load_persona_file(path)
+        except PersonaError as err:
+            bad = True
+            for problem in err.problems:
+                error(problem)
+            continue
+        console().print(f"{path}: ok — {persona.id}, {len(persona.modules)} modules")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def classify(
+    request: Annotated[str, typer.Argument(help="The request to classify.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Which persona fits a request, and why (nothing runs)."""
+    from agentfirm.cli_output import console, emit_json
+
+    result = _personas(_env()).classify(request)
+    data = {
+        "persona": result.persona,
+        "stage": result.stage,
+        "matched": result.matched,
+        "scores": result.scores,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    out.print(f"persona: [bold]{result.persona or '— (ask)'}[/]  stage: {result.stage}")
+    for persona, words in result.matched.items():
+        out.print(f"  {persona}: {result.scores.get(persona, 0):g}  ({', '.join(words)})")
+
+
+# ---------------------------------------------------------------------------- config / secrets
+@config_app.command("check")
+def config_check() -> None:
+    """Validate settings, tier chains and prices; exit 2 listing every problem."""
+    from agentfirm.cli_output import console
+    from agentfirm.config_check import check
+
+    ctx = _context(_env())
+    check(ctx.settings, ctx.secrets)
+    console().print("configuration ok")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """The effective settings (secrets masked) and where keys come from."""
+    from agentfirm.cli_output import console, emit_json
+    from agentfirm.settings import masked_dump
+
+    ctx = _context(_env())
+    data = masked_dump(ctx.settings)
+    data["secrets"] = dict(ctx.secrets.list())
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    for key, value in data.items():
+        out.print(f"{key} = {value}")
+
+
+@secrets_app.command("set")
+def secrets_set(
+    name: Annotated[str, typer.Argument(help="e.g. ANTHROPIC_API_KEY")],
+) -> None:
+    """Store a secret in the OS keyring (the value is read without echo)."""
+    import getpass
+
+    from agentfirm.cli_output import console
+
+    ctx = _context(_env())
+    value = getpass.getpass(f"{name}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if not value:
+        raise _fail(f"no value given for {name}")
+    ctx.secrets.set(name, value)
+    console().print(f"{name} stored in the keyring")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(name: Annotated[str, typer.Argument(help="e.g. OPENAI_API_KEY")]) -> None:
+    """Replace a stored secret; takes effect without a restart."""
+    import getpass
+
+    from agentfirm.cli_output import console
+
+    ctx = _context(_env())
+    value = getpass.getpass(f"new {name}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if not value:
+        raise _fail(f"no value given for {name}")
+    ctx.secrets.rotate(name, value)
+    console().print(f"{name} rotated")
+
+
+@secrets_app.command("rm")
+def secrets_rm(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
+    """Delete a secret from the keyring."""
+    from agentfirm.cli_output import console
+
+    ctx = _context(_env())
+    ctx.secrets.delete(name)
+    console().print(f"{name} removed from the keyring")
+
+
+@secrets_app.command("list")
+def secrets_list(as_json: JsonOpt = False) -> None:
+    """Names of the secrets that have a value and where each comes from — never values."""
+    from agentfirm.cli_output import console, emit_json, print_rows
+
+    ctx = _context(_env())
+    rows = [{"name": n, "source": s} for n, s in ctx.secrets.list()]
+    if as_json:
+        emit_json(rows)
+        return
+    print_rows(console(), ["name", "source"], [[r["name"], r["source"]] for r in rows])
+
+
+# ---------------------------------------------------------------------------- entry point
+def main() -> None:
+    """Console-script entry: map errors to exit codes in one place."""
+    from agentfirm.errors import EXIT_FAILED, AgentfirmError
+
+    try:
+        app(standalone_mode=True)
+    except AgentfirmError as err:
+        if _debug():
+            raise
+        from agentfirm.cli_output import error
+
+        error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as err:  # a bug: say so in one line, keep the traceback for --debug
+        if _debug():
+            raise
+        from agentfirm.cli_output import error
+
+        error(f"internal error: {type(err).__name__}: {err} (rerun with --debug for details)")
+        sys.exit(EXIT_FAILED)

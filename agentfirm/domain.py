@@ -1,0 +1,205 @@
+"""Domain models shared by every layer. Pydantic, because they cross boundaries (store rows, bus
+events, JSON output). Money is integer nano-dollars (see ``money.py``); times are aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Tier = Literal["reasoning", "execution", "utility"]
+TIERS: tuple[Tier, ...] = ("reasoning", "execution", "utility")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskStatus(StrEnum):
+    RECEIVED = "received"
+    CLASSIFIED = "classified"
+    CLARIFYING = "clarifying"
+    PLANNED = "planned"
+    AWAITING_PLAN_APPROVAL = "awaiting_plan_approval"
+    APPROVED = "approved"
+    HANDED_OFF = "handed_off"
+    EXECUTING = "executing"
+    AWAITING_BUDGET = "awaiting_budget"
+    AWAITING_REVIEW = "awaiting_review"
+    REVISING = "revising"
+    ASSEMBLING = "assembling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ABORTED, TaskStatus.REJECTED}
+)
+
+
+class ModuleStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModuleSpec(_Model):
+    """One module of a plan: a scoped brief for one sub-agent."""
+
+    id: str
+    title: str = ""
+    brief: str = ""
+    tier: Tier = "execution"
+    depends_on: list[str] = Field(default_factory=list)
+    output_type: str = "research_notes"
+
+
+class Plan(_Model):
+    modules: list[ModuleSpec]
+    waves: list[list[str]] = Field(
+        default_factory=list, description="dependency levels, display only"
+    )
+
+
+class TaskSpec(_Model):
+    """The approved spec the Build Master executes (``spec.json`` in the task repo)."""
+
+    task_id: str
+    request: str
+    persona: str
+    persona_name: str = ""
+    plan: Plan
+    quality_checklist: list[str] = Field(default_factory=list)
+    budget_nano: int
+    assumptions: list[str] = Field(default_factory=list)
+
+
+class Task(_Model):
+    id: str
+    request: str
+    status: TaskStatus = TaskStatus.RECEIVED
+    persona: str | None = None
+    budget_nano: int = 0
+    spec: TaskSpec | None = None
+    repo_path: str | None = None
+    deliverable_path: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Transition(_Model):
+    task_id: str
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    actor: str
+    reason: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ModuleRun(_Model):
+    """The execution state of one module of a task."""
+
+    task_id: str
+    module_id: str
+    wave: int = 0
+    tier: Tier = "execution"
+    depends_on: list[str] = Field(default_factory=list)
+    status: ModuleStatus = ModuleStatus.PENDING
+    attempts: int = 0
+    provider: str | None = None
+    model: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cost_nano: int = 0
+
+
+class Artifact(_Model):
+    """A module's structured output (or the stitched deliverable, ``module_id='_deliverable'``)."""
+
+    task_id: str
+    module_id: str
+    version: int = 1
+    output_type: str
+    content: dict[str, Any]
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+CallOutcome = Literal["ok", "error", "budget_refused"]
+
+
+class LedgerEntry(_Model):
+    """One row per LLM call attempt, success or not."""
+
+    call_id: str
+    task_id: str
+    module_id: str | None = None
+    tier: Tier
+    provider: str
+    model: str
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_nano: int = 0
+    latency_ms: int = 0
+    outcome: CallOutcome = "ok"
+    simulated: bool = False
+    error: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Budget(_Model):
+    task_id: str
+    ceiling_nano: int
+    spent_nano: int = 0
+    reserved_nano: int = 0
+
+    @property
+    def available_nano(self) -> int:
+        return self.ceiling_nano - self.spent_nano - self.reserved_nano
+
+
+ApprovalKind = Literal["plan", "budget", "review", "module_failed"]
+ApprovalDecision = Literal["pending", "approved", "revise", "rejected", "aborted"]
+
+
+class Approval(_Model):
+    id: str
+    task_id: str
+    kind: ApprovalKind
+    decision: ApprovalDecision = "pending"
+    actor: str | None = None
+    notes: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+
+
+StreamName = Literal["events", "control"]
+
+
+class Event(_Model):
+    """A bus event. ``seq`` is per-task (and per-stream) monotonic, assigned by the bus on publish;
+    consumers dedupe by ``(task_id, stream, seq)``."""
+
+    id: str
+    task_id: str
+    stream: StreamName = "events"
+    seq: int
+    type: str
+    module_id: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+    payload: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The Master Agent: lifecycle, classification, planning, approvals, coordination."""

@@ -1,0 +1,367 @@
+"""The Master Agent: takes a request through the whole lifecycle (ARCHITECTURE.md §3).
+
+intake → classify → plan → approve(budget) → handoff → execute → review → assemble → close.
+Every status change is a transition row and a ``task.transition`` event; every event the Build
+Master publishes is copied into the store (deduped by seq) and handed to the front end's observer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import structlog
+
+from agentfirm.build.master import BuildMaster
+from agentfirm.bus.base import Bus
+from agentfirm.costs import summarize
+from agentfirm.domain import Event, Plan, Task, TaskSpec, TaskStatus
+from agentfirm.errors import BadInput, BudgetExceeded, TaskRejected
+from agentfirm.handoff.repos import RepoBackend
+from agentfirm.ids import new_id
+from agentfirm.master.decisions import Decider
+from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
+from agentfirm.money import nano_to_float, usd_to_nano
+from agentfirm.personas import PersonaLibrary
+from agentfirm.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+S = TaskStatus
+Observer = Callable[[Event], Awaitable[None] | None]
+MAX_REVIEW_ROUNDS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    task_id: str
+    status: str
+    """``completed``, ``failed``, ``aborted``, ``rejected`` or ``budget_exhausted``."""
+    persona: str | None
+    deliverable: str | None
+    repo: str | None
+    budget_nano: int
+    cost: dict[str, Any]
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "task_id": self.task_id,
+            "status": self.status,
+            "persona": self.persona,
+            "deliverable": self.deliverable,
+            "repo": self.repo,
+            "budget_usd": nano_to_float(self.budget_nano),
+            "cost": self.cost,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class _BudgetStop(Exception):
+    """Internal: the human (or --yes) declined to add budget."""
+
+
+def _budget_info(err: BudgetExceeded) -> dict[str, Any]:
+    return {
+        "spent_usd": float(err.spent_usd),
+        "ceiling_usd": float(err.ceiling_usd),
+        "needed_usd": float(err.needed_usd),
+    }
+
+
+@dataclass
+class MasterAgent:
+    store: Store
+    bus: Bus
+    build: BuildMaster
+    personas: PersonaLibrary
+    pricing: Pricing
+    repos: RepoBackend
+    decider: Decider
+    observer: Observer | None = None
+    _declined: set[str] = field(default_factory=set)
+
+    async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
+        transition = await self.store.transition(
+            task_id, to, actor=self.decider.actor, reason=reason
+        )
+        await self.bus.publish(
+            task_id,
+            "task.transition",
+            {
+                "from": transition.from_status,
+                "to": transition.to_status,
+                "actor": transition.actor,
+                "reason": reason,
+            },
+        )
+
+    # ------------------------------------------------------------------ intake → plan
+    async def intake(self, request: str, *, persona: str | None = None) -> Task:
+        """Create the task and classify it. Bad input (empty request, unknown persona) is refused
+        before anything is written."""
+        request = request.strip()
+        if not request:
+            raise BadInput("the request is empty", hint='say what you need, e.g. agentfirm run "…"')
+        chosen = self.personas.get(persona).id if persona else None
+        classification = self.personas.classify(request)
+        if chosen is None and classification.persona is None:
+            ranked = sorted(classification.scores, key=lambda p: -classification.scores[p])
+            candidates = ranked or [p.id for p in self.personas.all()]
+            chosen = self.personas.get(
+                await self.decider.choose_persona(request, candidates, classification.scores)
+            ).id
+            reason = f"chosen by {self.decider.actor}"
+        elif chosen is None:
+            chosen = classification.persona
+            words = ", ".join(classification.matched.get(chosen or "", []))
+            reason = f"keywords: {words}"
+        else:
+            reason = "--persona"
+        task = Task(id=new_id("t"), request=request, persona=chosen)
+        await self.store.create_task(task, actor=self.decider.actor)
+        await self._move(task.id, S.CLASSIFIED, reason)
+        return await self.store.get_task(task.id)
+
+    async def plan(self, task: Task, budget_nano: int | None) -> tuple[TaskSpec, Estimate]:
+        persona = self.personas.get(task.persona or "")
+        plan = persona.to_plan()
+        estimate = estimate_plan(plan, self.pricing, checklist_items=len(persona.quality_checklist))
+        spec = TaskSpec(
+            task_id=task.id,
+            request=task.request,
+            persona=persona.id,
+            persona_name=persona.name,
+            plan=plan,
+            quality_checklist=list(persona.quality_checklist),
+            budget_nano=budget_nano if budget_nano is not None else 0,
+            assumptions=[
+                "The request is taken as written: no clarifying questions were asked.",
+                f"The {persona.name} template is used as is.",
+            ],
+        )
+        task.spec = spec
+        await self.store.save_task(task)
+        await self._move(task.id, S.PLANNED, f"template {persona.id}, {len(plan.modules)} modules")
+        return spec, estimate
+
+    # ------------------------------------------------------------------ the whole run
+    async def run(
+        self, request: str, *, persona: str | None = None, budget_usd: Any = None
+    ) -> RunResult:
+        task = await self.intake(request, persona=persona)
+        spec, estimate = await self.plan(task, None)
+        budget_nano = (
+            usd_to_nano(budget_usd) if budget_usd is not None else estimate.suggested_budget_nano()
+        )
+        return await self.approve_and_execute(task.id, spec, estimate, budget_nano)
+
+    async def approve_and_execute(
+        self, task_id: str, spec: TaskSpec, estimate: Estimate, budget_nano: int
+    ) -> RunResult:
+        task = await self.store.get_task(task_id)
+        await self._move(task_id, S.AWAITING_PLAN_APPROVAL)
+        decision = await self.decider.approve_plan(task, spec.plan, estimate, budget_nano)
+        if not decision.approved:
+            await self._move(task_id, S.REJECTED, decision.reason or "plan rejected")
+            return await self._result(task_id, "rejected")
+        spec = spec.model_copy(update={"budget_nano": decision.budget_nano})
+        task = await self.store.get_task(task_id)
+        task.spec, task.budget_nano = spec, decision.budget_nano
+        await self.store.save_task(task)
+        await self.store.set_budget(task_id, decision.budget_nano)
+        budget = nano_to_float(decision.budget_nano)
+        await self._move(task_id, S.APPROVED, f"budget ${budget:.2f}; {decision.reason}".strip())
+
+        repo = await self.repos.create(task_id)
+        await self.repos.write_files(repo, {"spec.json": spec.model_dump_json(indent=2) + "\n"})
+        task = await self.store.get_task(task_id)
+        task.repo_path = repo
+        await self.store.save_task(task)
+        await self._move(task_id, S.HANDED_OFF, "runner inproc")
+        return await self._execute_and_review(task_id, spec)
+
+    async def _execute_and_review(self, task_id: str, spec: TaskSpec) -> RunResult:
+        await self._move(task_id, S.EXECUTING)
+        rerun: Collection[str] = ()
+        notes = ""
+        try:
+            for _round in range(MAX_REVIEW_ROUNDS + 1):
+                await self._gated(
+                    task_id, partial(self.build.execute, spec, rerun=rerun, notes=notes)
+                )
+                _draft, markdown = await self._gated(task_id, lambda: self.build.stitch(spec))
+                await self._move(task_id, S.AWAITING_REVIEW, "draft stitched")
+                task = await self.store.get_task(task_id)
+                review = await self.decider.review_draft(task, markdown)
+                if review.kind == "approve":
+                    await self._move(task_id, S.ASSEMBLING, review.notes or "draft approved")
+                    return await self._close(task_id, spec, markdown)
+                if review.kind == "reject":
+                    await self._move(task_id, S.REJECTED, review.notes or "draft rejected")
+                    return await self._result(task_id, "rejected")
+                rerun = self._descendants(spec.plan, review.modules)
+                notes = review.notes
+                await self._move(task_id, S.REVISING, f"re-run {', '.join(sorted(rerun))}")
+                await self._move(task_id, S.EXECUTING)
+            raise BadInput(f"more than {MAX_REVIEW_ROUNDS} revision rounds")
+        except _BudgetStop as stop:
+            return await self._result(task_id, "budget_exhausted", error=str(stop))
+        except TaskRejected as err:
+            if task_id in self._declined:
+                return await self._result(task_id, "budget_exhausted", error=str(err))
+            await self._move(task_id, S.ABORTED, str(err))
+            return await self._result(task_id, "aborted", error=str(err))
+        except BadInput:
+            raise
+        except Exception as err:  # a failed module or provider: the task fails, the data stays
+            log.error("task.failed", task_id=task_id, error=str(err))
+            await self._move(task_id, S.FAILED, str(err))
+            return await self._result(task_id, "failed", error=str(err))
+
+    @staticmethod
+    def _descendants(plan: Plan, named: Collection[str]) -> set[str]:
+        known = {m.id for m in plan.modules}
+        unknown = sorted(set(named) - known)
+        if unknown:
+            raise BadInput(
+                f"unknown module(s) to revise: {', '.join(unknown)}",
+                hint=f"use one of: {', '.join(sorted(known))}",
+            )
+        selected = set(named) if named else set(known)
+        changed = True
+        while changed:
+            changed = False
+            for module in plan.modules:
+                if module.id not in selected and selected.intersection(module.depends_on):
+                    selected.add(module.id)
+                    changed = True
+        return selected
+
+    # ------------------------------------------------------------------ events and budget
+    async def _gated(self, task_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` with events flowing; a call the budget refused outside the Build Master's
+        own gate is put to the decider here, and the work retried once the ceiling is raised."""
+        while True:
+            try:
+                return await self._with_events(task_id, work())
+            except BudgetExceeded as err:
+                if not await self._answer_budget(task_id, _budget_info(err)):
+                    raise _BudgetStop(str(err)) from err
+
+    async def _with_events(self, task_id: str, work: Awaitable[T]) -> T:
+        """Run Build Master work while copying its events to the store and the observer, and
+        answering the budget prompts its gate publishes."""
+        pump = asyncio.create_task(self._pump(task_id))
+        try:
+            return await work
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            await self._drain(task_id)
+
+    async def _last_seq(self, task_id: str) -> int:
+        events = await self.store.list_events(task_id)
+        return events[-1].seq if events else 0
+
+    async def _pump(self, task_id: str) -> None:
+        async for event in self.bus.subscribe(task_id, after_seq=await self._last_seq(task_id)):
+            await self._handle(event)
+
+    async def _drain(self, task_id: str) -> None:
+        for event in await self.bus.replay(task_id, after_seq=await self._last_seq(task_id)):
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
+        if not await self.store.record_event(event):
+            return
+        if self.observer is not None:
+            maybe = self.observer(event)
+            if maybe is not None:
+                await maybe
+        if event.type == "budget.exceeded":
+            await self._answer_budget(event.task_id, event.payload)
+
+    async def _answer_budget(self, task_id: str, info: dict[str, Any]) -> bool:
+        """Ask whether to raise the ceiling; True when it was raised. Declining leaves the task in
+        ``awaiting_budget`` (resumable once budget is added) and tells the Build Master to stop."""
+        previous = (await self.store.get_task(task_id)).status
+        await self._move(task_id, S.AWAITING_BUDGET, "a call did not fit under the ceiling")
+        task = await self.store.get_task(task_id)
+        decision = await self.decider.budget_exceeded(task, info)
+        if decision.new_ceiling_nano is None:
+            self._declined.add(task_id)
+            await self.bus.publish(
+                task_id, "abort", {"reason": "budget_exhausted"}, stream="control"
+            )
+            return False
+        await self.store.set_budget(task_id, decision.new_ceiling_nano)
+        task.budget_nano = decision.new_ceiling_nano
+        await self.store.save_task(task)
+        await self._move(task_id, previous, decision.reason or "budget raised")
+        await self.bus.publish(
+            task_id,
+            "budget.adjusted",
+            {"ceiling_usd": nano_to_float(decision.new_ceiling_nano)},
+            stream="control",
+        )
+        return True
+
+    # ------------------------------------------------------------------ close
+    async def _close(self, task_id: str, spec: TaskSpec, markdown: str) -> RunResult:
+        quality = await self._gated(task_id, lambda: self.build.judge(spec, markdown))
+        task = await self.store.get_task(task_id)
+        repo = task.repo_path or await self.repos.create(task_id)
+        ledger = await self.store.list_ledger(task_id)
+        await self.repos.write_files(
+            repo,
+            {
+                "deliverable.md": markdown,
+                "quality.json": json.dumps(quality, indent=2) + "\n",
+                "costs.json": json.dumps(summarize(ledger, with_calls=True), indent=2) + "\n",
+            },
+        )
+        sha = await self.repos.commit(repo, f"agentfirm: deliverable for task {task_id}")
+        task.deliverable_path = f"{repo}/deliverable.md"
+        await self.store.save_task(task)
+        await self._move(task_id, S.COMPLETED, f"committed {sha[:12]}")
+        await self.bus.publish(
+            task_id,
+            "task.completed",
+            {
+                "deliverable": task.deliverable_path,
+                "repo": repo,
+                "commit": sha,
+                "quality": {"passed": quality.get("passed"), "failed": quality.get("failed")},
+                "cost": summarize(ledger),
+            },
+        )
+        await self._drain(task_id)
+        return await self._result(task_id, "completed")
+
+    async def _result(self, task_id: str, status: str, *, error: str | None = None) -> RunResult:
+        task = await self.store.get_task(task_id)
+        ledger = await self.store.list_ledger(task_id)
+        budget = await self.store.get_budget(task_id) if task.budget_nano else None
+        return RunResult(
+            task_id=task_id,
+            status=status,
+            persona=task.persona,
+            deliverable=task.deliverable_path,
+            repo=task.repo_path,
+            budget_nano=budget.ceiling_nano if budget else task.budget_nano,
+            cost=summarize(ledger),
+            error=error,
+        )
+
+
+__all__ = ["BudgetExceeded", "MasterAgent", "RunResult"]

@@ -1,0 +1,78 @@
+"""Where the Master Agent asks a human. Front ends implement ``Decider`` (a terminal prompt, a TUI
+modal, a Slack button); ``AutoDecider`` is the non-interactive policy of ``--yes``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from agentfirm.domain import Plan, Task
+from agentfirm.errors import BadInput
+from agentfirm.master.estimate import Estimate
+
+
+@dataclass(frozen=True)
+class PlanDecision:
+    approved: bool
+    budget_nano: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """``new_ceiling_nano`` set → raise the ceiling and carry on; ``None`` → stop the task."""
+
+    new_ceiling_nano: int | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    kind: Literal["approve", "revise", "reject"]
+    notes: str = ""
+    modules: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Decider(Protocol):
+    actor: str
+    """Who decides, for the transition log (``cli:alice``, ``auto:--yes``, ``slack:U123``)."""
+
+    async def choose_persona(
+        self, request: str, candidates: Sequence[str], scores: dict[str, float]
+    ) -> str: ...
+
+    async def approve_plan(
+        self, task: Task, plan: Plan, estimate: Estimate, budget_nano: int
+    ) -> PlanDecision: ...
+
+    async def budget_exceeded(self, task: Task, info: dict[str, Any]) -> BudgetDecision: ...
+
+    async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision: ...
+
+
+class AutoDecider:
+    """``--yes``: approve the plan at the given budget, never add budget, approve the draft.
+    A request no persona clearly matches is bad input: a script must name ``--persona``."""
+
+    actor = "auto:--yes"
+
+    async def choose_persona(
+        self, request: str, candidates: Sequence[str], scores: dict[str, float]
+    ) -> str:
+        ranked = ", ".join(f"{p} ({scores.get(p, 0):g})" for p in candidates)
+        raise BadInput(
+            "no persona clearly matches the request" + (f"; closest: {ranked}" if ranked else ""),
+            hint="pass --persona ID (see `agentfirm personas list`)",
+        )
+
+    async def approve_plan(
+        self, task: Task, plan: Plan, estimate: Estimate, budget_nano: int
+    ) -> PlanDecision:
+        return PlanDecision(True, budget_nano, "approved non-interactively (--yes)")
+
+    async def budget_exceeded(self, task: Task, info: dict[str, Any]) -> BudgetDecision:
+        return BudgetDecision(None, "budget exhausted; no one to ask (--yes)")
+
+    async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision:
+        return ReviewDecision("approve", "approved non-interactively (--yes)")

@@ -1,0 +1,38 @@
+"""Reserve-then-settle: a call's worst case is reserved atomically against the task's ceiling
+before it runs, and replaced by its actual cost after. Spend can never pass the ceiling, however
+many calls run at once (the atomicity lives in ``Store.reserve``)."""
+
+from __future__ import annotations
+
+from agentfirm.domain import LedgerEntry
+from agentfirm.errors import BudgetExceeded
+from agentfirm.money import nano_to_usd
+from agentfirm.store.base import Store
+
+
+class BudgetGuard:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> None:
+        """Hold ``amount_nano`` for ``call_id``. Raises ``BudgetExceeded`` when it does not fit;
+        nothing is held then."""
+        if await self._store.reserve(task_id, call_id, amount_nano):
+            return
+        budget = await self._store.get_budget(task_id)
+        raise BudgetExceeded(
+            task_id=task_id,
+            needed_usd=nano_to_usd(amount_nano),
+            # Money held by calls in flight is as good as spent for whether this one fits.
+            spent_usd=nano_to_usd(budget.spent_nano + budget.reserved_nano),
+            ceiling_usd=nano_to_usd(budget.ceiling_nano),
+        )
+
+    async def settle(self, call_id: str, entry: LedgerEntry) -> None:
+        """Replace ``call_id``'s reservation by ``entry.cost_nano`` and write its ledger row."""
+        await self._store.settle(call_id, entry)
+
+    async def release(self, entry: LedgerEntry) -> None:
+        """Drop ``entry.call_id``'s reservation (if any) and write its ledger row (a failed or
+        refused call, costing nothing)."""
+        await self._store.record_call(entry)

@@ -1,0 +1,107 @@
+"""List prices: ``genai-prices`` tables, overridable per model in config.
+
+A call that cannot be priced is never counted as $0: ``check`` reports such a model up front and
+``price_nano`` refuses with a ``ConfigError`` before anything is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from agentfirm.errors import ConfigError
+from agentfirm.money import usd_to_nano
+from agentfirm.router.base import ChainEntry, Usage
+from agentfirm.settings import PriceOverride
+
+_MTOK = Decimal(1_000_000)
+
+# Our provider names → genai-prices provider ids.
+_PRICE_PROVIDER: Mapping[str, str] = {"gemini": "google"}
+
+# For an offline entry with no ``price_as``: whose list price applies, by model name prefix.
+_MODEL_FAMILIES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("claude",), "anthropic"),
+    (("gpt", "o1", "o3", "o4"), "openai"),
+    (("gemini",), "google"),
+)
+
+
+def _price_provider(entry: ChainEntry) -> str:
+    provider = entry.price_as or entry.provider
+    if provider == "offline":
+        model = entry.model.lower()
+        for prefixes, family in _MODEL_FAMILIES:
+            if model.startswith(prefixes):
+                return family
+    return _PRICE_PROVIDER.get(provider, provider)
+
+
+def _override_usd(price: PriceOverride, usage: Usage) -> Decimal:
+    cached_rate = price.cached_input_per_mtok
+    if cached_rate is None:
+        cached_rate = price.input_per_mtok
+    uncached = max(usage.input_tokens - usage.cached_input_tokens, 0)
+    return (
+        uncached * price.input_per_mtok
+        + usage.cached_input_tokens * cached_rate
+        + usage.output_tokens * price.output_per_mtok
+    ) / _MTOK
+
+
+class Pricer:
+    """Prices calls in nano-dollars. ``overrides`` (``settings.prices``) are keyed by model name
+    or by ``provider:model`` label, and win over genai-prices."""
+
+    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
+        self._overrides = dict(overrides or {})
+
+    def _override(self, entry: ChainEntry) -> PriceOverride | None:
+        return self._overrides.get(entry.label) or self._overrides.get(entry.model)
+
+    def _list_usd(self, entry: ChainEntry, usage: Usage) -> Decimal | None:
+        """genai-prices' price of ``usage``, or None when it has no complete list price."""
+        from genai_prices import Usage as PriceUsage
+        from genai_prices import calc_price
+
+        try:
+            result = calc_price(
+                PriceUsage(
+                    input_tokens=usage.input_tokens,
+                    cache_read_tokens=usage.cached_input_tokens,
+                    output_tokens=usage.output_tokens,
+                ),
+                entry.model,
+                provider_id=_price_provider(entry),
+            )
+        except LookupError:
+            return None
+        prices = result.model_price
+        # A table without input or output prices would silently count those tokens as free.
+        if prices.input_mtok is None or prices.output_mtok is None:
+            return None
+        total: Decimal = result.total_price
+        return total
+
+    def check(self, entry: ChainEntry) -> str | None:
+        """A one-line problem when ``entry`` cannot be priced, else None."""
+        if self._override(entry) is not None or self._list_usd(entry, Usage(1, 0, 1)) is not None:
+            return None
+        return (
+            f'no list price for {entry.label} — set prices."{entry.model}" in config.toml '
+            "or pick a known model"
+        )
+
+    def price_nano(self, entry: ChainEntry, usage: Usage) -> int:
+        """The cost of ``usage`` on ``entry``, rounded up to whole nano-dollars. Cached input tokens
+        (part of ``usage.input_tokens``) are priced at the cached rate. Raises ``ConfigError`` for
+        a model with no price."""
+        override = self._override(entry)
+        usd = _override_usd(override, usage) if override else self._list_usd(entry, usage)
+        if usd is None:
+            raise ConfigError([self.check(entry) or f"no list price for {entry.label}"])
+        return usd_to_nano(usd)
+
+    def worst_case_nano(self, entry: ChainEntry, input_tokens: int, max_tokens: int) -> int:
+        """The most a call can cost: all input uncached, all ``max_tokens`` spent on output."""
+        return self.price_nano(entry, Usage(input_tokens=input_tokens, output_tokens=max_tokens))

@@ -1,0 +1,99 @@
+"""The ``Store`` protocol: the system of record. SQLite (embedded) and Postgres implement it; one
+conformance suite tests both. Every method is atomic on its own."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agentfirm.domain import (
+    Approval,
+    ApprovalDecision,
+    Artifact,
+    Budget,
+    Event,
+    LedgerEntry,
+    ModuleRun,
+    Task,
+    TaskStatus,
+    Transition,
+)
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    # tasks and lifecycle
+    async def create_task(self, task: Task, *, actor: str) -> None:
+        """Insert the task and its first transition (``None → task.status``)."""
+
+    async def get_task(self, task_id: str) -> Task:
+        """Raise ``NotFound`` when there is no such task."""
+
+    async def list_tasks(self, *, limit: int = 100) -> list[Task]:
+        """Newest first."""
+
+    async def save_task(self, task: Task) -> None:
+        """Update every field except ``status`` (statuses change only through ``transition``)."""
+
+    async def transition(
+        self, task_id: str, to: TaskStatus, *, actor: str, reason: str = ""
+    ) -> Transition:
+        """Move the task to ``to`` and record the transition row, in one transaction. Validates the
+        move against ``master.lifecycle.ALLOWED`` and raises ``InvalidTransition`` otherwise."""
+
+    async def list_transitions(self, task_id: str) -> list[Transition]: ...
+
+    # modules and artifacts
+    async def upsert_module_run(self, run: ModuleRun) -> None: ...
+
+    async def list_module_runs(self, task_id: str) -> list[ModuleRun]:
+        """In wave order, then module id."""
+
+    async def save_artifact(self, artifact: Artifact) -> None:
+        """Insert; ``(task_id, module_id, version)`` is unique."""
+
+    async def latest_artifacts(self, task_id: str) -> dict[str, Artifact]:
+        """The highest version per module id."""
+
+    # budget and ledger
+    async def set_budget(self, task_id: str, ceiling_nano: int) -> Budget:
+        """Create or change the ceiling (spent and reserved are kept)."""
+
+    async def get_budget(self, task_id: str) -> Budget: ...
+
+    async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+        """Atomically reserve ``amount_nano`` if ``spent + reserved + amount <= ceiling``; False if
+        it does not fit. A reservation is keyed by ``call_id``."""
+
+    async def settle(self, call_id: str, entry: LedgerEntry) -> None:
+        """In one transaction: drop the call's reservation, add ``entry.cost_nano`` to spent, insert
+        the ledger row. ``entry.cost_nano`` must not exceed what was reserved (it is clamped to it
+        and the clamp logged, so spend can never pass the ceiling)."""
+
+    async def record_call(self, entry: LedgerEntry) -> None:
+        """Insert a ledger row for a call that held no reservation (``budget_refused``) or whose
+        reservation is released in the same breath (``error``: releases ``entry.call_id``'s
+        reservation, if any)."""
+
+    async def list_ledger(self, task_id: str) -> list[LedgerEntry]:
+        """Oldest first."""
+
+    # approvals
+    async def create_approval(self, approval: Approval) -> None: ...
+
+    async def decide_approval(
+        self, approval_id: str, decision: ApprovalDecision, *, actor: str, notes: str = ""
+    ) -> Approval:
+        """Raise ``BadInput`` when the approval was already decided."""
+
+    async def list_approvals(self, task_id: str) -> list[Approval]: ...
+
+    # events (the Master's durable copy of what came over the bus)
+    async def record_event(self, event: Event) -> bool:
+        """Insert unless ``(task_id, stream, seq)`` is already there; True when inserted."""
+
+    async def list_events(self, task_id: str, *, after_seq: int = 0) -> list[Event]:
+        """Events of the ``events`` stream with ``seq > after_seq``, in seq order."""

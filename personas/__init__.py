@@ -1,0 +1,1 @@
+"""Shipped persona templates (data only: YAML files beside this one)."""

@@ -1,0 +1,184 @@
+"""Whole tasks through the CLI, offline (issue 2's acceptance items)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
+
+
+def _ledger(home: Path, task_id: str) -> list[sqlite3.Row]:
+    db = sqlite3.connect(home / "data" / "agentfirm.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute("SELECT * FROM ledger WHERE task_id = ?", (task_id,)).fetchall()
+    finally:
+        db.close()
+
+
+def test_run_json_prints_one_document_and_commits_the_deliverable(cli: Cli) -> None:
+    result = cli("run", REQUEST, "--offline", "--no-daemon", "--yes", "--json")
+
+    assert result.code == 0, result.stderr
+    doc = result.json()  # exactly one JSON document: json.loads rejects trailing output
+    assert doc["status"] == "completed"
+    assert doc["persona"] == "patent_research"
+    assert set(doc) >= {"task_id", "status", "persona", "deliverable", "repo", "budget_usd", "cost"}
+    cost = doc["cost"]
+    assert cost["simulated"] is True
+    assert cost["total_usd"] > 0
+    assert {"prior_art_search", "_stitch", "_quality"} <= set(cost["by_module"])
+    assert set(cost["by_tier"]) <= {"reasoning", "execution", "utility"}
+    deliverable = Path(doc["deliverable"])
+    assert deliverable.is_file()
+    repo = Path(doc["repo"])
+    tracked = subprocess.run(
+        ["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"deliverable.md", "spec.json", "quality.json", "costs.json"} <= set(tracked)
+    committed = subprocess.run(
+        ["git", "-C", str(repo), "show", "HEAD:deliverable.md"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert committed == deliverable.read_text(encoding="utf-8")
+    assert "SIMULATION" in committed.upper()
+
+
+def test_ledger_has_a_row_per_call_and_sums_to_the_reported_total(cli: Cli, home: Path) -> None:
+    doc = cli("run", REQUEST, "--offline", "--yes", "--json").json()
+
+    rows = _ledger(home, doc["task_id"])
+    costs = cli("costs", doc["task_id"], "--json").json()
+    assert len(rows) == len(costs["calls"]) > 0
+    assert {r["call_id"] for r in rows} == {c["call_id"] for c in costs["calls"]}
+    total_nano = sum(r["cost_nano"] for r in rows)
+    assert Decimal(total_nano) / 10**9 == pytest.approx(Decimal(str(doc["cost"]["total_usd"])))
+    assert costs["total_usd"] == doc["cost"]["total_usd"]
+    assert sum(doc["cost"]["by_module"].values()) == pytest.approx(doc["cost"]["total_usd"])
+
+
+def test_budget_below_the_plan_exits_3_and_never_overspends(cli: Cli, home: Path) -> None:
+    result = cli("run", REQUEST, "--offline", "--yes", "--json", "--budget", "0.05")
+
+    assert result.code == 3, result.stderr
+    doc = result.json()
+    assert doc["status"] == "budget_exhausted"
+    assert doc["budget_usd"] == 0.05
+    rows = _ledger(home, doc["task_id"])
+    spent = sum(r["cost_nano"] for r in rows)
+    assert spent <= 50_000_000
+    assert Decimal(spent) / 10**9 == pytest.approx(Decimal(str(doc["cost"]["total_usd"])))
+    assert any(r["outcome"] == "budget_refused" for r in rows)
+    shown = cli("tasks", "show", doc["task_id"], "--json").json()
+    assert shown["status"] == "awaiting_budget"
+
+
+def test_bad_settings_are_all_reported_in_one_message(cli: Cli) -> None:
+    result = cli(
+        "run",
+        REQUEST,
+        "--offline",
+        "--yes",
+        env={
+            "AGENTFIRM_BUDGET_USD": "lots",
+            "AGENTFIRM_TIERS__REASONING": '["nosuch:model-x"]',
+        },
+    )
+
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert "budget_usd" in result.stderr
+    assert "nosuch" in result.stderr
+    assert result.stdout == ""
+
+
+def test_config_check_exits_2_without_traceback(cli: Cli) -> None:
+    result = cli("config", "check", env={"AGENTFIRM_MAX_CONCURRENCY": "many"})
+
+    assert result.code == 2
+    assert "max_concurrency" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fixture", "needle"),
+    [
+        ("syntax_error.yaml", "yaml"),
+        ("cycle.yaml", "cycle"),
+        ("unknown_dependency.yaml", "unknown"),
+        ("unknown_tier.yaml", "tier"),
+    ],
+)
+def test_personas_validate_names_file_line_and_problem(cli: Cli, fixture: str, needle: str) -> None:
+    path = Path(__file__).parents[1] / "data" / "personas" / fixture
+
+    result = cli("personas", "validate", str(path))
+
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[0]
+    assert fixture in line
+    assert line.split(fixture, 1)[1].startswith(":")  # file:LINE
+    assert needle in result.stderr.lower()
+
+
+def test_a_canary_key_is_written_nowhere_under_home(cli: Cli, home: Path) -> None:
+    canary = "sk-ant-api03-CANARY" + "7" * 40
+    env = {"ANTHROPIC_API_KEY": canary, "AGENTFIRM_OFFLINE_LATENCY_MS": "0"}
+
+    assert cli("demo", env=env).code == 0
+    assert cli("config", "show", "--json", env=env).code == 0
+    assert cli("secrets", "list", env=env).code == 0
+
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in files)
+    assert any(p.name == "agentfirm.log" for p in files)
+    assert any(p.name == "deliverable.md" for p in files)
+    for path in files:
+        assert canary.encode() not in path.read_bytes(), path
+        assert b"CANARY" not in path.read_bytes(), path
+
+
+def test_demo_shows_waves_progress_deliverable_and_simulated_costs(cli: Cli) -> None:
+    result = cli("demo", env={"AGENTFIRM_OFFLINE_LATENCY_MS": "0"})
+
+    assert result.code == 0, result.stderr
+    out = result.stdout
+    assert "wave 1:" in out
+    assert "started" in out
+    assert "done" in out
+    assert "deliverable:" in out
+    assert "SIMULATED" in out
+    assert "total" in out
+
+
+def test_unknown_task_is_bad_input(cli: Cli) -> None:
+    result = cli("tasks", "show", "t_nope")
+
+    assert result.code == 2
+    assert "t_nope" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_non_interactive_run_without_yes_is_refused_before_anything_is_written(
+    cli: Cli, home: Path
+) -> None:
+    result = cli("run", REQUEST, "--offline")
+
+    assert result.code == 2
+    assert "--yes" in result.stderr
+    assert cli("tasks", "list", "--json").json() == []

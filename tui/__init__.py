@@ -1,0 +1,1 @@
+"""The agentfirm Textual app (installed as ``agentfirm.tui``)."""
