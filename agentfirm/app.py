@@ -3,7 +3,6 @@ repos, so nothing else constructs collaborators (and tests can build one on a te
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -11,6 +10,7 @@ import structlog
 
 from agentfirm.build.master import BuildMaster
 from agentfirm.bus.base import Bus
+from agentfirm.config_check import available_providers, check
 from agentfirm.errors import ConfigError
 from agentfirm.handoff.repos import LocalGitRepos, RepoBackend
 from agentfirm.master.agent import MasterAgent, Observer
@@ -24,25 +24,6 @@ from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
 
-# Which secret makes which provider available (first found wins).
-PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = {
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "openai": ("OPENAI_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
-
-
-def available_providers(settings: Settings, secrets: SecretStore) -> set[str]:
-    """Providers that can serve calls: those with a key, an OpenAI-compatible server when its base
-    URL is set, and ``offline`` always."""
-    available = {"offline"}
-    for provider, names in PROVIDER_KEYS.items():
-        if any(secrets.get(name) for name in names):
-            available.add(provider)
-    if settings.openai_compat_base_url:
-        available.add("openai_compat")
-    return available
-
 
 @dataclass
 class App:
@@ -52,16 +33,33 @@ class App:
     secrets: SecretStore
     store: Store
     bus: Bus
-    router: Router
     personas: PersonaLibrary
     repos: RepoBackend
+    _router: Router | None = None
+
+    @property
+    def router(self) -> Router:
+        """The Model Router, built on first use: commands that only read (``tasks list``) work
+        without any provider configured. Raises ``ConfigError`` listing every chain problem —
+        a tier nobody can serve, a provider without a key or not in this build, a model without
+        a list price — before a task is created."""
+        if self._router is None:
+            from agentfirm.router import build_router
+
+            check(self.settings, self.secrets)
+            self._router = build_router(
+                self.settings,
+                self.store,
+                available=available_providers(self.settings, self.secrets),
+                redact=self.redactor.redact,
+            )
+        return self._router
 
     @classmethod
     async def open(cls, settings: Settings, *, redactor: Redactor, secrets: SecretStore) -> App:
         """Open every backend the settings select. Raises ``ConfigError`` for a backend this
         build cannot serve, before anything is written."""
         from agentfirm.bus.sqlite_log import SQLiteLogBus
-        from agentfirm.router import build_router
         from agentfirm.store.sqlite import SQLiteStore
 
         paths = settings.paths
@@ -90,12 +88,6 @@ class App:
         bus = SQLiteLogBus(paths.bus_path)
         try:
             await bus.open()
-            router = build_router(
-                settings,
-                store,
-                available=available_providers(settings, secrets),
-                redact=redactor.redact,
-            )
         except BaseException:
             await bus.close()
             await store.close()
@@ -107,12 +99,12 @@ class App:
             secrets=secrets,
             store=store,
             bus=bus,
-            router=router,
             personas=personas,
             repos=LocalGitRepos(paths.repos_dir),
         )
 
     def master(self, decider: Decider, observer: Observer | None = None) -> MasterAgent:
+        """Raises ``ConfigError`` (via ``router``) when the providers cannot serve a task."""
         build = BuildMaster(
             store=self.store,
             bus=self.bus,

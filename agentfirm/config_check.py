@@ -3,17 +3,36 @@ at once — chains that name providers without keys, models without a list price
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from agentfirm.errors import ConfigError
 from agentfirm.router.chains import resolve_chains
 from agentfirm.router.pricing import Pricer
 from agentfirm.secrets import SecretStore
 from agentfirm.settings import Settings
 
+# Which secret makes which provider available (first found wins).
+PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "openai": ("OPENAI_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+}
+
+
+def available_providers(settings: Settings, secrets: SecretStore) -> set[str]:
+    """Providers that can serve calls: those with a key, an OpenAI-compatible server when its base
+    URL is set, and ``offline`` always."""
+    available = {"offline"}
+    for provider, names in PROVIDER_KEYS.items():
+        if any(secrets.get(name) for name in names):
+            available.add(provider)
+    if settings.openai_compat_base_url:
+        available.add("openai_compat")
+    return available
+
 
 def check(settings: Settings, secrets: SecretStore) -> None:
     """Raise ``ConfigError`` listing every problem; return quietly when all is well."""
-    from agentfirm.app import PROVIDER_KEYS, available_providers
-
     available = available_providers(settings, secrets)
     chains = resolve_chains(settings, available)
     pricer = Pricer(settings.prices)

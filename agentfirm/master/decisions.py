@@ -60,9 +60,14 @@ class AutoDecider:
     async def choose_persona(
         self, request: str, candidates: Sequence[str], scores: dict[str, float]
     ) -> str:
-        ranked = ", ".join(f"{p} ({scores.get(p, 0):g})" for p in candidates)
+        close = [p for p in candidates if scores.get(p, 0) > 0]
+        detail = (
+            "; closest: " + ", ".join(f"{p} (score {scores[p]:g})" for p in close)
+            if close
+            else ": no persona's keywords occur in it"
+        )
         raise BadInput(
-            "no persona clearly matches the request" + (f"; closest: {ranked}" if ranked else ""),
+            "no persona clearly matches the request" + detail,
             hint="pass --persona ID (see `agentfirm personas list`)",
         )
 

@@ -182,3 +182,20 @@ def test_non_interactive_run_without_yes_is_refused_before_anything_is_written(
     assert result.code == 2
     assert "--yes" in result.stderr
     assert cli("tasks", "list", "--json").json() == []
+
+
+def test_a_run_no_provider_can_serve_is_refused_before_a_task_is_written(cli: Cli) -> None:
+    result = cli("run", REQUEST, "--yes")
+
+    assert result.code == 2
+    assert "--offline" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli("tasks", "list", "--json").json() == []
+
+
+def test_a_request_no_persona_matches_asks_for_one_under_yes(cli: Cli) -> None:
+    result = cli("run", "write me a limerick about otters", "--offline", "--yes")
+
+    assert result.code == 2
+    assert "--persona" in result.stderr
+    assert cli("tasks", "list", "--json").json() == []

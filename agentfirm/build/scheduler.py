@@ -1,0 +1,132 @@
+"""Dependency-driven scheduling of a module DAG.
+
+A module starts the moment its own dependencies are done, never waiting for the rest of its wave,
+with at most ``max_concurrency`` modules running at once. Waves (dependency levels) are computed
+for display only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from graphlib import CycleError, TopologicalSorter
+
+import structlog
+
+from agentfirm.domain import ModuleSpec
+from agentfirm.errors import BadInput
+
+log = structlog.get_logger(__name__)
+
+
+def _graph(modules: Sequence[ModuleSpec]) -> TopologicalSorter[str]:
+    """A prepared sorter over the modules. Raises ``BadInput`` for duplicate ids, unknown
+    dependencies and cycles."""
+    ids = [m.id for m in modules]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise BadInput(
+            f"plan has duplicate module ids: {', '.join(duplicates)}",
+            hint="give every module a unique id",
+        )
+    known = set(ids)
+    for module in modules:
+        unknown = sorted(set(module.depends_on) - known)
+        if unknown:
+            raise BadInput(
+                f"module {module.id} depends on unknown module(s): {', '.join(unknown)}",
+                hint="depend only on modules of the same plan",
+            )
+    sorter: TopologicalSorter[str] = TopologicalSorter({m.id: m.depends_on for m in modules})
+    try:
+        sorter.prepare()
+    except CycleError as err:
+        cycle = " → ".join(str(node) for node in err.args[1])
+        raise BadInput(
+            f"plan has a dependency cycle: {cycle}", hint="remove one dependency of the cycle"
+        ) from err
+    return sorter
+
+
+def waves(modules: Sequence[ModuleSpec]) -> list[list[str]]:
+    """Dependency levels: wave 0 has no dependencies, wave n depends on wave n-1 at the deepest.
+    Modules keep their plan order inside a wave. For display only: ``run_dag`` ignores them.
+    Raises ``BadInput`` for an invalid graph."""
+    sorter = _graph(modules)
+    order = {m.id: index for index, m in enumerate(modules)}
+    result: list[list[str]] = []
+    # Releasing a whole level before marking any of it done makes each batch one dependency level.
+    while sorter.is_active():
+        level = sorted(sorter.get_ready(), key=order.__getitem__)
+        result.append(level)
+        sorter.done(*level)
+    return result
+
+
+async def run_dag(
+    modules: Sequence[ModuleSpec],
+    run_one: Callable[[ModuleSpec], Awaitable[None]],
+    *,
+    max_concurrency: int,
+    done: Collection[str] = frozenset(),
+) -> None:
+    """Run ``run_one`` for every module not in ``done``, each as soon as its dependencies are done
+    (modules in ``done`` count as done from the start and are never run), at most
+    ``max_concurrency`` at once.
+
+    Failure: when a ``run_one`` raises, nothing new is started, the modules still running are
+    cancelled (and awaited), and that exception is re-raised on its own — not wrapped in an
+    ``ExceptionGroup``. If several failed together, the first is raised and the others logged.
+    Cancelling ``run_dag`` cancels every running module. Raises ``BadInput`` for an invalid graph
+    and ``ValueError`` for ``max_concurrency < 1``."""
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    sorter = _graph(modules)
+    by_id = {m.id: m for m in modules}
+    order = {m.id: index for index, m in enumerate(modules)}
+    finished: asyncio.Queue[str] = asyncio.Queue()
+    ready: deque[str] = deque()
+    running = 0
+
+    async def run(module_id: str) -> None:
+        await run_one(by_id[module_id])
+        finished.put_nowait(module_id)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            while sorter.is_active():
+                for module_id in sorted(sorter.get_ready(), key=order.__getitem__):
+                    if module_id in done:
+                        sorter.done(module_id)
+                    else:
+                        ready.append(module_id)
+                while ready and running < max_concurrency:
+                    module_id = ready.popleft()
+                    group.create_task(run(module_id), name=f"module:{module_id}")
+                    running += 1
+                if running == 0:
+                    # Only already-done modules were released: ask for their dependents.
+                    continue
+                sorter.done(await finished.get())
+                running -= 1
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    errors = leaf_errors(group)
+    for extra in errors[1:]:
+        log.warning("dag.extra_failure", error=str(extra), error_type=type(extra).__name__)
+    return errors[0]
+
+
+def leaf_errors(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions of a (nested) group, flattened, in the order they were raised."""
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(leaf_errors(error))
+        else:
+            leaves.append(error)
+    return leaves
