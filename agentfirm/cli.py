@@ -356,7 +356,7 @@ def tasks_show(
         data["modules"] = [
             {
                 "id": r.module_id,
-                "wave": r.wave,
+                "wave": r.wave + 1,
                 "tier": r.tier,
                 "depends_on": r.depends_on,
                 "status": str(r.status),
@@ -397,7 +397,7 @@ def tasks_show(
         [
             [
                 m["id"],
-                str(m["wave"] + 1),
+                str(m["wave"]),
                 m["tier"],
                 m["status"],
                 str(m["attempts"]),

@@ -119,9 +119,12 @@ class ProgressPrinter:
 def print_cost_table(out: Console, cost: Mapping[str, Any], *, title: str = "Costs") -> None:
     from rich.table import Table
 
-    simulated = bool(cost.get("simulated"))
-    heading = title + (" — SIMULATED (offline provider, list prices)" if simulated else "")
-    table = Table(title=heading, title_justify="left", show_edge=False, pad_edge=False)
+    out.print(f"[bold]{title}[/]")
+    if cost.get("simulated"):
+        out.print(
+            "[yellow]SIMULATED[/] — offline provider; every call priced at its model's list price"
+        )
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("module")
     table.add_column("cost", justify="right")
     for module, value in cost.get("by_module", {}).items():

@@ -111,7 +111,7 @@ def _parse_latency(value: str) -> tuple[int, int] | None:
 
 class Tiers(BaseModel):
     """Tier → ordered fallback chain of ``provider:model``. Empty → defaults from the providers
-    whose keys exist (see ``default_chain``)."""
+    whose keys exist (see ``router.chains.resolve_chains``)."""
 
     reasoning: list[ChainSpec] = Field(default_factory=list)
     execution: list[ChainSpec] = Field(default_factory=list)

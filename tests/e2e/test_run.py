@@ -199,3 +199,34 @@ def test_a_request_no_persona_matches_asks_for_one_under_yes(cli: Cli) -> None:
     assert result.code == 2
     assert "--persona" in result.stderr
     assert cli("tasks", "list", "--json").json() == []
+
+
+def test_tasks_show_and_list_have_the_documented_json_shapes(cli: Cli) -> None:
+    doc = cli("run", REQUEST, "--offline", "--yes", "--json").json()
+
+    shown = cli("tasks", "show", doc["task_id"], "--json").json()
+    assert shown["status"] == "completed"
+    modules = {m["id"]: m for m in shown["modules"]}
+    assert min(m["wave"] for m in modules.values()) == 1
+    first = modules["prior_art_search"]
+    assert set(first) >= {
+        "id",
+        "wave",
+        "tier",
+        "depends_on",
+        "status",
+        "attempts",
+        "provider",
+        "model",
+        "started_at",
+        "finished_at",
+        "cost_usd",
+    }
+    assert first["status"] == "done"
+    moves = [(t["from"], t["to"]) for t in shown["transitions"]]
+    assert moves[0] == (None, "received")
+    assert moves[-1] == ("assembling", "completed")
+    assert all(t["actor"] and t["at"] for t in shown["transitions"])
+    listed = cli("tasks", "list", "--json").json()
+    assert [t["task_id"] for t in listed] == [doc["task_id"]]
+    assert listed[0]["cost_usd"] == doc["cost"]["total_usd"]
