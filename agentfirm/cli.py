@@ -12,13 +12,18 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from agentfirm.app import App
+    from agentfirm.master.agent import Observer, RunResult
+    from agentfirm.master.decisions import Decider
     from agentfirm.secrets import Redactor, SecretStore
     from agentfirm.settings import Settings
 
@@ -128,35 +133,27 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 # ---------------------------------------------------------------------------- run / demo
-def _run_task(
-    request: str,
-    *,
-    persona: str | None,
-    budget: str | None,
-    yes: bool,
-    as_json: bool,
-    offline: bool,
-    out_file: Path | None,
-    latency: str | None = None,
-) -> None:
-    from decimal import Decimal, InvalidOperation
+def _parse_budget(budget: str | None) -> Decimal | None:
+    from agentfirm.errors import BadInput
 
-    from agentfirm.cli_output import ProgressPrinter, console, emit_json, print_cost_table
-    from agentfirm.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED, BadInput
-    from agentfirm.master.decisions import AutoDecider, Decider
+    if budget is None:
+        return None
+    try:
+        value = Decimal(budget.strip().lstrip("$"))
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise BadInput(f"--budget {budget!r} is not a positive amount", hint="e.g. --budget 2.50")
+    return value
 
-    budget_usd: Decimal | None = None
-    if budget is not None:
-        try:
-            budget_usd = Decimal(budget.strip().lstrip("$"))
-        except InvalidOperation:
-            budget_usd = None
-        if budget_usd is None or not budget_usd.is_finite() or budget_usd <= 0:
-            raise BadInput(
-                f"--budget {budget!r} is not a positive amount", hint="e.g. --budget 2.50"
-            )
-    if out_file is not None and out_file.is_dir():
-        raise BadInput(f"--out {out_file} is a directory", hint="name a file, e.g. --out report.md")
+
+def _front_end(*, yes: bool, as_json: bool) -> tuple[Console, Decider, Observer | None]:
+    """The terminal's console, who decides (``--yes`` or a human at the prompt) and the
+    progress printer (none under ``--json``)."""
+    from agentfirm.cli_output import ProgressPrinter, console
+    from agentfirm.errors import BadInput
+    from agentfirm.master.decisions import AutoDecider
+
     if not yes and not sys.stdin.isatty():
         raise BadInput(
             "approvals need a terminal and stdin is not one",
@@ -170,36 +167,14 @@ def _run_task(
         from agentfirm.cli_prompts import TerminalDecider
 
         decider = TerminalDecider(out)
-    observer = None if as_json else ProgressPrinter(out)
+    return out, decider, None if as_json else ProgressPrinter(out)
 
-    async def body(app_: App) -> Any:
-        master = app_.master(decider, observer)
-        if budget_usd is None:
-            budget_usd_final: Decimal | None = app_.settings.budget_usd
-        else:
-            budget_usd_final = budget_usd
-        task = await master.intake(request, persona=persona)
-        spec, estimate = await master.plan(task, None)
-        if not as_json:
-            out.print(f"[bold]Task {task.id}[/] — persona [cyan]{task.persona}[/]")
-        if yes and not as_json:
-            from agentfirm.cli_output import print_plan
-            from agentfirm.money import usd_to_nano
 
-            print_plan(
-                out,
-                spec.plan,
-                estimate,
-                usd_to_nano(budget_usd_final or 0),
-                persona=task.persona or "?",
-            )
-        from agentfirm.money import usd_to_nano
+def _finish(result: RunResult, *, out: Console, as_json: bool, out_file: Path | None) -> None:
+    """Print a finished run (or its JSON) and exit with the documented code."""
+    from agentfirm.cli_output import emit_json, print_cost_table
+    from agentfirm.errors import EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED
 
-        return await master.approve_and_execute(
-            task.id, spec, estimate, usd_to_nano(budget_usd_final or 0)
-        )
-
-    result = _with_app(_env(offline, latency), body)
     if out_file is not None and result.deliverable:
         out_file.write_text(Path(result.deliverable).read_text(encoding="utf-8"), encoding="utf-8")
     if as_json:
@@ -221,6 +196,43 @@ def _run_task(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _run_task(
+    request: str,
+    *,
+    persona: str | None,
+    budget: str | None,
+    yes: bool,
+    as_json: bool,
+    offline: bool,
+    out_file: Path | None,
+    latency: str | None = None,
+) -> None:
+    from agentfirm.cli_output import print_plan
+    from agentfirm.errors import BadInput
+    from agentfirm.money import usd_to_nano
+
+    budget_usd = _parse_budget(budget)
+    if out_file is not None and out_file.is_dir():
+        raise BadInput(f"--out {out_file} is a directory", hint="name a file, e.g. --out report.md")
+    out, decider, observer = _front_end(yes=yes, as_json=as_json)
+
+    async def body(app_: App) -> Any:
+        master = app_.master(decider, observer)
+        budget_nano = usd_to_nano(
+            budget_usd if budget_usd is not None else app_.settings.budget_usd
+        )
+        task = await master.intake(request, persona=persona)
+        spec, estimate = await master.plan(task)
+        if not as_json:
+            out.print(f"[bold]Task {task.id}[/] — persona [cyan]{task.persona}[/]")
+            if yes:  # the terminal decider shows the plan itself when it asks
+                print_plan(out, spec.plan, estimate, budget_nano, persona=task.persona or "?")
+        return await master.approve_and_execute(task.id, budget_nano)
+
+    result = _with_app(_env(offline, latency), body)
+    _finish(result, out=out, as_json=as_json, out_file=out_file)
 
 
 @app.command()
@@ -284,6 +296,123 @@ def demo(
         out_file=None,
         latency=DEMO_LATENCY_MS,
     )
+
+
+@app.command()
+def plan(
+    request: Annotated[str, typer.Argument(help="What you need, in plain words.")],
+    persona: Annotated[
+        str | None, typer.Option("--persona", "-p", help="Persona id (skip classification).")
+    ] = None,
+    as_json: JsonOpt = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
+    ] = False,
+) -> None:
+    """Classify and plan a request, priced; nothing executes. The task waits for `approve`."""
+    from agentfirm.cli_output import console, emit_json, print_plan
+    from agentfirm.master.decisions import AutoDecider
+    from agentfirm.money import nano_to_float
+
+    async def body(app_: App) -> dict[str, Any]:
+        master = app_.master(AutoDecider())
+        task = await master.intake(request, persona=persona)
+        spec, estimate = await master.plan(task)
+        return {
+            "task_id": task.id,
+            "persona": task.persona,
+            "modules": [m.model_dump(mode="json") for m in spec.plan.modules],
+            "waves": spec.plan.waves,
+            "estimate": {
+                "expected_usd": nano_to_float(estimate.expected_nano),
+                "worst_usd": nano_to_float(estimate.worst_nano),
+            },
+            "suggested_budget_usd": nano_to_float(estimate.suggested_budget_nano()),
+            "_spec": spec,
+            "_estimate": estimate,
+        }
+
+    data = _with_app(_env(offline), body)
+    spec, estimate = data.pop("_spec"), data.pop("_estimate")
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    print_plan(
+        out,
+        spec.plan,
+        estimate,
+        estimate.suggested_budget_nano(),
+        persona=data["persona"],
+    )
+    out.print(
+        f"\ntask {data['task_id']} awaits approval: agentfirm approve {data['task_id']} "
+        "[--budget USD]  (or reject it)"
+    )
+
+
+@app.command()
+def approve(
+    task_id: Annotated[str, typer.Argument(help="A task awaiting plan approval.")],
+    budget: Annotated[
+        str | None, typer.Option("--budget", "-b", help="Budget ceiling in USD.")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
+    ] = False,
+    as_json: JsonOpt = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
+    ] = None,
+) -> None:
+    """Approve a planned task's budget and run it here, through review, to the end."""
+    from agentfirm.money import usd_to_nano
+
+    budget_usd = _parse_budget(budget)
+    out, decider, observer = _front_end(yes=yes, as_json=as_json)
+
+    async def body(app_: App) -> RunResult:
+        master = app_.master(decider, observer)
+        if budget_usd is not None:
+            budget_nano = usd_to_nano(budget_usd)
+        else:
+            task = await app_.store.get_task(task_id)
+            budget_nano = master.estimate(task.spec).suggested_budget_nano() if task.spec else 0
+        return await master.approve_and_execute(task_id, budget_nano)
+
+    _finish(_with_app(_env(offline), body), out=out, as_json=as_json, out_file=out_file)
+
+
+@app.command()
+def reject(
+    task_id: Annotated[str, typer.Argument(help="A task awaiting plan approval or budget.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the task's log.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a planned task, or abort one that stopped for budget."""
+    import getpass
+
+    from agentfirm.cli_output import console, emit_json
+    from agentfirm.master.transitions import reject as reject_task
+
+    async def body(app_: App) -> str:
+        status = await reject_task(
+            app_.store,
+            app_.bus,
+            task_id,
+            actor=f"cli:{getpass.getuser()}",
+            reason=reason or "rejected on the command line",
+        )
+        return str(status)
+
+    status = _with_app(_env(), body)
+    if as_json:
+        emit_json({"task_id": task_id, "status": status})
+    else:
+        console().print(f"task {task_id}: {status}")
 
 
 # ---------------------------------------------------------------------------- tasks / costs

@@ -33,7 +33,9 @@ class TerminalDecider:
         self.actor = f"cli:{getpass.getuser()}"
 
     async def _input(self, prompt: str) -> str:
-        return await asyncio.to_thread(self.out.input, prompt)
+        from rich.markup import escape
+
+        return await asyncio.to_thread(self.out.input, escape(prompt))
 
     async def choose_persona(
         self, request: str, candidates: Sequence[str], scores: dict[str, float]

@@ -26,6 +26,7 @@ from agentfirm.handoff.repos import RepoBackend
 from agentfirm.ids import new_id
 from agentfirm.master.decisions import Decider
 from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
+from agentfirm.master.transitions import move
 from agentfirm.money import nano_to_float, usd_to_nano
 from agentfirm.personas import PersonaLibrary
 from agentfirm.store.base import Store
@@ -90,19 +91,7 @@ class MasterAgent:
     _declined: set[str] = field(default_factory=set)
 
     async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
-        transition = await self.store.transition(
-            task_id, to, actor=self.decider.actor, reason=reason
-        )
-        await self.bus.publish(
-            task_id,
-            "task.transition",
-            {
-                "from": transition.from_status,
-                "to": transition.to_status,
-                "actor": transition.actor,
-                "reason": reason,
-            },
-        )
+        await move(self.store, self.bus, task_id, to, actor=self.decider.actor, reason=reason)
 
     # ------------------------------------------------------------------ intake → plan
     async def intake(self, request: str, *, persona: str | None = None) -> Task:
@@ -131,10 +120,13 @@ class MasterAgent:
         await self._move(task.id, S.CLASSIFIED, reason)
         return await self.store.get_task(task.id)
 
-    async def plan(self, task: Task, budget_nano: int | None) -> tuple[TaskSpec, Estimate]:
+    def estimate(self, spec: TaskSpec) -> Estimate:
+        return estimate_plan(spec.plan, self.pricing, checklist_items=len(spec.quality_checklist))
+
+    async def plan(self, task: Task) -> tuple[TaskSpec, Estimate]:
+        """Plan a classified task and leave it awaiting plan approval."""
         persona = self.personas.get(task.persona or "")
         plan = persona.to_plan()
-        estimate = estimate_plan(plan, self.pricing, checklist_items=len(persona.quality_checklist))
         spec = TaskSpec(
             task_id=task.id,
             request=task.request,
@@ -142,7 +134,7 @@ class MasterAgent:
             persona_name=persona.name,
             plan=plan,
             quality_checklist=list(persona.quality_checklist),
-            budget_nano=budget_nano if budget_nano is not None else 0,
+            budget_nano=0,
             assumptions=[
                 "The request is taken as written: no clarifying questions were asked.",
                 f"The {persona.name} template is used as is.",
@@ -151,30 +143,38 @@ class MasterAgent:
         task.spec = spec
         await self.store.save_task(task)
         await self._move(task.id, S.PLANNED, f"template {persona.id}, {len(plan.modules)} modules")
-        return spec, estimate
+        await self._move(task.id, S.AWAITING_PLAN_APPROVAL)
+        return spec, self.estimate(spec)
 
     # ------------------------------------------------------------------ the whole run
     async def run(
         self, request: str, *, persona: str | None = None, budget_usd: Any = None
     ) -> RunResult:
+        """intake → plan → approval → execution → review → close, in one call."""
         task = await self.intake(request, persona=persona)
-        spec, estimate = await self.plan(task, None)
+        _spec, estimate = await self.plan(task)
         budget_nano = (
             usd_to_nano(budget_usd) if budget_usd is not None else estimate.suggested_budget_nano()
         )
-        return await self.approve_and_execute(task.id, spec, estimate, budget_nano)
+        return await self.approve_and_execute(task.id, budget_nano)
 
-    async def approve_and_execute(
-        self, task_id: str, spec: TaskSpec, estimate: Estimate, budget_nano: int
-    ) -> RunResult:
+    async def approve_and_execute(self, task_id: str, budget_nano: int) -> RunResult:
+        """Put the plan of a task awaiting approval to the decider at ``budget_nano``; on approval
+        hand it off and run it through review to the end."""
         task = await self.store.get_task(task_id)
-        await self._move(task_id, S.AWAITING_PLAN_APPROVAL)
-        decision = await self.decider.approve_plan(task, spec.plan, estimate, budget_nano)
+        if task.status is not S.AWAITING_PLAN_APPROVAL or task.spec is None:
+            raise BadInput(
+                f"task {task_id} is {task.status}, not awaiting plan approval",
+                hint="see `agentfirm tasks show " + task_id + "`",
+            )
+        spec = task.spec
+        decision = await self.decider.approve_plan(
+            task, spec.plan, self.estimate(spec), budget_nano
+        )
         if not decision.approved:
             await self._move(task_id, S.REJECTED, decision.reason or "plan rejected")
             return await self._result(task_id, "rejected")
         spec = spec.model_copy(update={"budget_nano": decision.budget_nano})
-        task = await self.store.get_task(task_id)
         task.spec, task.budget_nano = spec, decision.budget_nano
         await self.store.save_task(task)
         await self.store.set_budget(task_id, decision.budget_nano)

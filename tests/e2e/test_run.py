@@ -230,3 +230,39 @@ def test_tasks_show_and_list_have_the_documented_json_shapes(cli: Cli) -> None:
     listed = cli("tasks", "list", "--json").json()
     assert [t["task_id"] for t in listed] == [doc["task_id"]]
     assert listed[0]["cost_usd"] == doc["cost"]["total_usd"]
+
+
+def test_plan_prices_without_running_then_approve_runs_it(cli: Cli, home: Path) -> None:
+    planned = cli("plan", REQUEST, "--offline", "--json")
+
+    assert planned.code == 0, planned.stderr
+    plan = planned.json()
+    assert set(plan) >= {"persona", "modules", "waves", "estimate", "suggested_budget_usd"}
+    assert 0 < plan["estimate"]["expected_usd"] <= plan["estimate"]["worst_usd"]
+    assert plan["suggested_budget_usd"] >= plan["estimate"]["worst_usd"]
+    assert _ledger(home, plan["task_id"]) == []  # nothing ran
+    shown = cli("tasks", "show", plan["task_id"], "--json").json()
+    assert shown["status"] == "awaiting_plan_approval"
+
+    done = cli("approve", plan["task_id"], "--offline", "--yes", "--json")
+
+    assert done.code == 0, done.stderr
+    result = done.json()
+    assert result["status"] == "completed"
+    assert result["budget_usd"] == plan["suggested_budget_usd"]
+    assert result["cost"]["total_usd"] <= plan["estimate"]["worst_usd"]
+
+
+def test_reject_a_planned_task_and_approving_it_afterwards_is_bad_input(cli: Cli) -> None:
+    task_id = cli("plan", REQUEST, "--offline", "--json").json()["task_id"]
+
+    rejected = cli("reject", task_id, "--reason", "not now", "--json")
+    again = cli("approve", task_id, "--offline", "--yes")
+
+    assert rejected.code == 0
+    assert rejected.json() == {"task_id": task_id, "status": "rejected"}
+    assert again.code == 2
+    assert "rejected" in again.stderr
+    assert "Traceback" not in again.stderr
+    last = cli("tasks", "show", task_id, "--json").json()["transitions"][-1]
+    assert (last["to"], last["reason"]) == ("rejected", "not now")

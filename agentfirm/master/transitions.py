@@ -1,0 +1,46 @@
+"""Moving a task: the transition row and its ``task.transition`` event, always together."""
+
+from __future__ import annotations
+
+from agentfirm.bus.base import Bus
+from agentfirm.domain import TaskStatus, Transition
+from agentfirm.store.base import Store
+
+
+async def move(
+    store: Store, bus: Bus, task_id: str, to: TaskStatus, *, actor: str, reason: str = ""
+) -> Transition:
+    """Persist the transition (validated by the store against the lifecycle), then announce it."""
+    transition = await store.transition(task_id, to, actor=actor, reason=reason)
+    await bus.publish(
+        task_id,
+        "task.transition",
+        {
+            "from": transition.from_status,
+            "to": transition.to_status,
+            "actor": transition.actor,
+            "reason": reason,
+        },
+    )
+    return transition
+
+
+async def reject(store: Store, bus: Bus, task_id: str, *, actor: str, reason: str) -> TaskStatus:
+    """Reject a task awaiting plan approval, or abort one stopped for budget. Tasks in any other
+    state are refused: a running one is stopped where it runs."""
+    from agentfirm.errors import BadInput
+
+    task = await store.get_task(task_id)
+    if task.status not in (TaskStatus.AWAITING_PLAN_APPROVAL, TaskStatus.AWAITING_BUDGET):
+        raise BadInput(
+            f"task {task_id} is {task.status}: only a task awaiting plan approval or budget "
+            "can be rejected from here",
+            hint="a running task is stopped from the terminal that runs it (Ctrl-C)",
+        )
+    target = (
+        TaskStatus.REJECTED
+        if task.status is TaskStatus.AWAITING_PLAN_APPROVAL
+        else TaskStatus.ABORTED
+    )
+    await move(store, bus, task_id, target, actor=actor, reason=reason)
+    return target
