@@ -15,6 +15,7 @@ from agentfirm.errors import ConfigError
 from agentfirm.handoff.repos import LocalGitRepos, RepoBackend
 from agentfirm.master.agent import MasterAgent, Observer
 from agentfirm.master.decisions import Decider
+from agentfirm.master.task_lock import TaskLocks
 from agentfirm.paths import Paths
 from agentfirm.personas import PersonaLibrary
 from agentfirm.router.router import Router
@@ -35,6 +36,7 @@ class App:
     bus: Bus
     personas: PersonaLibrary
     repos: RepoBackend
+    locks: TaskLocks
     _router: Router | None = None
 
     @property
@@ -101,6 +103,7 @@ class App:
             bus=bus,
             personas=personas,
             repos=LocalGitRepos(paths.repos_dir),
+            locks=TaskLocks(paths.runtime_dir / "locks"),
         )
 
     def master(self, decider: Decider, observer: Observer | None = None) -> MasterAgent:
@@ -119,10 +122,12 @@ class App:
             pricing=self.router,
             repos=self.repos,
             decider=decider,
+            locks=self.locks,
             observer=observer,
         )
 
     async def close(self) -> None:
+        self.locks.release_all()
         await self.bus.close()
         await self.store.close()
 

@@ -415,6 +415,41 @@ def reject(
         console().print(f"task {task_id}: {status}")
 
 
+@app.command()
+def resume(
+    task_id: Annotated[str, typer.Argument(help="A task that stopped before its end.")],
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", "-b", help="New ceiling in USD (a task stopped for budget)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
+    ] = False,
+    as_json: JsonOpt = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
+    ] = None,
+) -> None:
+    """Pick a task up where it stopped (a crash, Ctrl-C, or budget) and drive it to the end.
+
+    Completed modules are not run again. With --budget, a task waiting for budget gets that
+    ceiling first."""
+    from agentfirm.money import usd_to_nano
+
+    budget_usd = _parse_budget(budget)
+    out, decider, observer = _front_end(yes=yes, as_json=as_json)
+
+    async def body(app_: App) -> RunResult:
+        master = app_.master(decider, observer)
+        budget_nano = usd_to_nano(budget_usd) if budget_usd is not None else None
+        return await master.resume(task_id, budget_nano=budget_nano)
+
+    _finish(_with_app(_env(offline), body), out=out, as_json=as_json, out_file=out_file)
+
+
 # ---------------------------------------------------------------------------- tasks / costs
 @tasks_app.command("list")
 def tasks_list(

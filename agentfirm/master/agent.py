@@ -20,12 +20,22 @@ import structlog
 from agentfirm.build.master import BuildMaster
 from agentfirm.bus.base import Bus
 from agentfirm.costs import summarize
-from agentfirm.domain import Event, Plan, Task, TaskSpec, TaskStatus
+from agentfirm.domain import (
+    Approval,
+    ApprovalDecision,
+    Event,
+    ModuleStatus,
+    Plan,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
 from agentfirm.errors import BadInput, BudgetExceeded, TaskRejected
 from agentfirm.handoff.repos import RepoBackend
 from agentfirm.ids import new_id
 from agentfirm.master.decisions import Decider
 from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
+from agentfirm.master.task_lock import TaskLocks
 from agentfirm.master.transitions import move
 from agentfirm.money import nano_to_float, usd_to_nano
 from agentfirm.personas import PersonaLibrary
@@ -87,6 +97,7 @@ class MasterAgent:
     pricing: Pricing
     repos: RepoBackend
     decider: Decider
+    locks: TaskLocks
     observer: Observer | None = None
     _declined: set[str] = field(default_factory=set)
 
@@ -116,6 +127,7 @@ class MasterAgent:
         else:
             reason = "--persona"
         task = Task(id=new_id("t"), request=request, persona=chosen)
+        self.locks.acquire(task.id)
         await self.store.create_task(task, actor=self.decider.actor)
         await self._move(task.id, S.CLASSIFIED, reason)
         return await self.store.get_task(task.id)
@@ -161,6 +173,7 @@ class MasterAgent:
     async def approve_and_execute(self, task_id: str, budget_nano: int) -> RunResult:
         """Put the plan of a task awaiting approval to the decider at ``budget_nano``; on approval
         hand it off and run it through review to the end."""
+        self.locks.acquire(task_id)
         task = await self.store.get_task(task_id)
         if task.status is not S.AWAITING_PLAN_APPROVAL or task.spec is None:
             raise BadInput(
@@ -181,38 +194,86 @@ class MasterAgent:
         budget = nano_to_float(decision.budget_nano)
         await self._move(task_id, S.APPROVED, f"budget ${budget:.2f}; {decision.reason}".strip())
 
+        return await self._hand_off(task_id, spec)
+
+    async def resume(self, task_id: str, *, budget_nano: int | None = None) -> RunResult:
+        """Pick a task up from its persisted state after a crash (or a stop for budget) and drive
+        it to the end. Completed modules are not run again; reservations a dead process left
+        behind are released first, so its unfinished calls cost nothing."""
+        self.locks.acquire(task_id)
+        task = await self.store.get_task(task_id)
+        if task.status.is_final:
+            raise BadInput(f"task {task_id} is already {task.status}: nothing to resume")
+        released = await self.store.release_reservations(task_id)
+        if released:
+            log.warning("task.reservations_released", task_id=task_id, count=released)
+        if task.status is S.AWAITING_BUDGET and budget_nano is not None:
+            back_to = (await self.store.list_transitions(task_id))[-1].from_status or S.EXECUTING
+            await self._raise_ceiling(
+                task_id, budget_nano, back_to, f"budget set to ${nano_to_float(budget_nano):.2f}"
+            )
+        if task.status is S.RECEIVED:
+            await self._move(task_id, S.CLASSIFIED, "resumed")
+            task = await self.store.get_task(task_id)
+        if task.status in (S.CLASSIFIED, S.CLARIFYING):
+            await self.plan(task)
+        elif task.status is S.PLANNED:
+            await self._move(task_id, S.AWAITING_PLAN_APPROVAL, "resumed")
+        task = await self.store.get_task(task_id)
+        if task.status is S.AWAITING_PLAN_APPROVAL:
+            spec = task.spec
+            assert spec is not None  # planned tasks always carry their spec
+            default = budget_nano or self.estimate(spec).suggested_budget_nano()
+            return await self.approve_and_execute(task_id, default)
+        if task.spec is None:
+            raise BadInput(f"task {task_id} has no plan to resume from")
+        if task.status is S.APPROVED:
+            return await self._hand_off(task_id, task.spec)
+        return await self._drive(task_id, task.spec)
+
+    async def _hand_off(self, task_id: str, spec: TaskSpec) -> RunResult:
         repo = await self.repos.create(task_id)
         await self.repos.write_files(repo, {"spec.json": spec.model_dump_json(indent=2) + "\n"})
         task = await self.store.get_task(task_id)
         task.repo_path = repo
         await self.store.save_task(task)
         await self._move(task_id, S.HANDED_OFF, "runner inproc")
-        return await self._execute_and_review(task_id, spec)
+        return await self._drive(task_id, spec)
 
-    async def _execute_and_review(self, task_id: str, spec: TaskSpec) -> RunResult:
-        await self._move(task_id, S.EXECUTING)
-        rerun: Collection[str] = ()
-        notes = ""
+    async def _drive(self, task_id: str, spec: TaskSpec) -> RunResult:
+        """Advance the task from whatever state it is in until it ends or waits for a human who
+        is not there. Each step reads the persisted status, so a crash at any point resumes here."""
+        markdown: str | None = None
+        rounds = 0
         try:
-            for _round in range(MAX_REVIEW_ROUNDS + 1):
-                await self._gated(
-                    task_id, partial(self.build.execute, spec, rerun=rerun, notes=notes)
-                )
-                _draft, markdown = await self._gated(task_id, lambda: self.build.stitch(spec))
-                await self._move(task_id, S.AWAITING_REVIEW, "draft stitched")
+            while True:
                 task = await self.store.get_task(task_id)
-                review = await self.decider.review_draft(task, markdown)
-                if review.kind == "approve":
-                    await self._move(task_id, S.ASSEMBLING, review.notes or "draft approved")
+                status = task.status
+                if status in (S.HANDED_OFF, S.REVISING):
+                    await self._move(task_id, S.EXECUTING)
+                elif status is S.EXECUTING:
+                    notes = await self._revision_notes(task_id)
+                    await self._gated(task_id, partial(self.build.execute, spec, notes=notes))
+                    markdown = await self._stitch(task_id, spec)
+                    await self._move(task_id, S.AWAITING_REVIEW, "draft stitched")
+                elif status is S.AWAITING_REVIEW:
+                    # after a resume the draft in memory died with its process: stitch again
+                    markdown = markdown or await self._stitch(task_id, spec)
+                    rounds += 1
+                    if rounds > MAX_REVIEW_ROUNDS + 1:
+                        raise BadInput(f"more than {MAX_REVIEW_ROUNDS} revision rounds")
+                    if await self._review(task, spec, markdown) == "rejected":
+                        return await self._result(task_id, "rejected")
+                    if (await self.store.get_task(task_id)).status is S.REVISING:
+                        markdown = None
+                elif status is S.ASSEMBLING:
+                    markdown = markdown or await self._stitch(task_id, spec)
                     return await self._close(task_id, spec, markdown)
-                if review.kind == "reject":
-                    await self._move(task_id, S.REJECTED, review.notes or "draft rejected")
-                    return await self._result(task_id, "rejected")
-                rerun = self._descendants(spec.plan, review.modules)
-                notes = review.notes
-                await self._move(task_id, S.REVISING, f"re-run {', '.join(sorted(rerun))}")
-                await self._move(task_id, S.EXECUTING)
-            raise BadInput(f"more than {MAX_REVIEW_ROUNDS} revision rounds")
+                elif status is S.AWAITING_BUDGET:
+                    if not await self._answer_budget(task_id, {}, already_waiting=True):
+                        raise _BudgetStop("budget exhausted; the task waits for more budget")
+                else:
+                    raise BadInput(f"task {task_id} is {status}: nothing to drive")
         except _BudgetStop as stop:
             return await self._result(task_id, "budget_exhausted", error=str(stop))
         except TaskRejected as err:
@@ -226,6 +287,51 @@ class MasterAgent:
             log.error("task.failed", task_id=task_id, error=str(err))
             await self._move(task_id, S.FAILED, str(err))
             return await self._result(task_id, "failed", error=str(err))
+
+    async def _stitch(self, task_id: str, spec: TaskSpec) -> str:
+        _draft, markdown = await self._gated(task_id, partial(self.build.stitch, spec))
+        return markdown
+
+    async def _review(self, task: Task, spec: TaskSpec, markdown: str) -> str:
+        """Ask for the draft's review and record the decision (an approval row). A revision
+        marks the modules to re-run pending BEFORE the task moves, so a crash cannot lose it."""
+        review = await self.decider.review_draft(task, markdown)
+        approval = Approval(
+            id=new_id("ap"),
+            task_id=task.id,
+            kind="review",
+            payload={"modules": list(review.modules)},
+        )
+        await self.store.create_approval(approval)
+        decision: ApprovalDecision = (
+            "approved"
+            if review.kind == "approve"
+            else "rejected"
+            if review.kind == "reject"
+            else "revise"
+        )
+        await self.store.decide_approval(
+            approval.id, decision, actor=self.decider.actor, notes=review.notes
+        )
+        if review.kind == "approve":
+            await self._move(task.id, S.ASSEMBLING, review.notes or "draft approved")
+            return "approved"
+        if review.kind == "reject":
+            await self._move(task.id, S.REJECTED, review.notes or "draft rejected")
+            return "rejected"
+        rerun = self._descendants(spec.plan, review.modules)
+        for run in await self.store.list_module_runs(task.id):
+            if run.module_id in rerun:
+                await self.store.upsert_module_run(
+                    run.model_copy(update={"status": ModuleStatus.PENDING})
+                )
+        await self._move(task.id, S.REVISING, f"re-run {', '.join(sorted(rerun))}")
+        return "revise"
+
+    async def _revision_notes(self, task_id: str) -> str:
+        """The notes of the latest revision, for the modules a revision set pending."""
+        reviews = [a for a in await self.store.list_approvals(task_id) if a.kind == "review"]
+        return reviews[-1].notes if reviews and reviews[-1].decision == "revise" else ""
 
     @staticmethod
     def _descendants(plan: Plan, named: Collection[str]) -> set[str]:
@@ -291,30 +397,53 @@ class MasterAgent:
         if event.type == "budget.exceeded":
             await self._answer_budget(event.task_id, event.payload)
 
-    async def _answer_budget(self, task_id: str, info: dict[str, Any]) -> bool:
+    async def _answer_budget(
+        self, task_id: str, info: dict[str, Any], *, already_waiting: bool = False
+    ) -> bool:
         """Ask whether to raise the ceiling; True when it was raised. Declining leaves the task in
-        ``awaiting_budget`` (resumable once budget is added) and tells the Build Master to stop."""
-        previous = (await self.store.get_task(task_id)).status
-        await self._move(task_id, S.AWAITING_BUDGET, "a call did not fit under the ceiling")
+        ``awaiting_budget`` (resumable once budget is added) and tells the Build Master to stop.
+        ``already_waiting``: a resumed task, whose way back is its last transition's origin."""
+        if already_waiting:
+            previous = (await self.store.list_transitions(task_id))[-1].from_status or S.EXECUTING
+        else:
+            previous = (await self.store.get_task(task_id)).status
+            await self._move(task_id, S.AWAITING_BUDGET, "a call did not fit under the ceiling")
         task = await self.store.get_task(task_id)
+        if not info:
+            budget = await self.store.get_budget(task_id)
+            info = {
+                "spent_usd": nano_to_float(budget.spent_nano),
+                "ceiling_usd": nano_to_float(budget.ceiling_nano),
+                "needed_usd": 0.0,
+            }
         decision = await self.decider.budget_exceeded(task, info)
         if decision.new_ceiling_nano is None:
             self._declined.add(task_id)
+            if already_waiting:
+                return False
             await self.bus.publish(
                 task_id, "abort", {"reason": "budget_exhausted"}, stream="control"
             )
             return False
-        await self.store.set_budget(task_id, decision.new_ceiling_nano)
-        task.budget_nano = decision.new_ceiling_nano
+        await self._raise_ceiling(
+            task_id, decision.new_ceiling_nano, previous, decision.reason or "budget raised"
+        )
+        return True
+
+    async def _raise_ceiling(
+        self, task_id: str, ceiling_nano: int, back_to: TaskStatus, reason: str
+    ) -> None:
+        await self.store.set_budget(task_id, ceiling_nano)
+        task = await self.store.get_task(task_id)
+        task.budget_nano = ceiling_nano
         await self.store.save_task(task)
-        await self._move(task_id, previous, decision.reason or "budget raised")
+        await self._move(task_id, back_to, reason)
         await self.bus.publish(
             task_id,
             "budget.adjusted",
-            {"ceiling_usd": nano_to_float(decision.new_ceiling_nano)},
+            {"ceiling_usd": nano_to_float(ceiling_nano)},
             stream="control",
         )
-        return True
 
     # ------------------------------------------------------------------ close
     async def _close(self, task_id: str, spec: TaskSpec, markdown: str) -> RunResult:

@@ -78,6 +78,10 @@ class Store(Protocol):
         reservation is released in the same breath (``error``: releases ``entry.call_id``'s
         reservation, if any)."""
 
+    async def release_reservations(self, task_id: str) -> int:
+        """Drop every reservation the task holds (left by a process that died mid-call) and
+        return how many there were. Only for a task no live process is driving."""
+
     async def list_ledger(self, task_id: str) -> list[LedgerEntry]:
         """Oldest first."""
 

@@ -407,6 +407,26 @@ class SQLiteStore:
                 )
             await self._insert_ledger(db, entry, cost)
 
+    async def release_reservations(self, task_id: str) -> int:
+        async with self._write() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT COUNT(*) AS n, COALESCE(SUM(amount_nano), 0) AS total"
+                    " FROM reservations WHERE task_id = ?",
+                    (task_id,),
+                )
+            )
+            count, total = rows[0]["n"], rows[0]["total"]
+            if count:
+                await execute(db, "DELETE FROM reservations WHERE task_id = ?", (task_id,))
+                await execute(
+                    db,
+                    "UPDATE budgets SET reserved_nano = reserved_nano - ?, updated_at = ?"
+                    " WHERE task_id = ?",
+                    (total, to_db_time(utcnow()), task_id),
+                )
+        return int(count)
+
     @staticmethod
     async def _insert_ledger(db: aiosqlite.Connection, entry: LedgerEntry, cost_nano: int) -> None:
         await execute(

@@ -1,0 +1,40 @@
+"""One process drives a task at a time: an advisory lock file per task.
+
+The OS releases the lock when its holder dies (even by SIGKILL), so a crashed run never blocks the
+``resume`` that picks its task up."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from agentfirm.errors import BadInput
+
+
+class TaskLocks:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._held: dict[str, int] = {}
+
+    def acquire(self, task_id: str) -> None:
+        """Take the task's lock (idempotent in this process). Raises ``BadInput`` when another
+        live process holds it."""
+        if task_id in self._held:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / f"{task_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BadInput(
+                f"task {task_id} is being driven by another agentfirm process",
+                hint="wait for it, or stop that process first",
+            ) from None
+        self._held[task_id] = fd
+
+    def release_all(self) -> None:
+        for fd in self._held.values():
+            os.close(fd)  # closing the descriptor drops the flock
+        self._held.clear()
