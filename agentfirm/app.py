@@ -4,6 +4,7 @@ repos, so nothing else constructs collaborators (and tests can build one on a te
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import structlog
@@ -24,6 +25,20 @@ from agentfirm.settings import Settings
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
+
+
+def _store_for(settings: Settings) -> Store:
+    """The system of record the settings name: Postgres (Supabase too) for a ``postgresql://``
+    URL, else the embedded SQLite file."""
+    url = settings.database_url
+    if url and url.startswith(("postgresql://", "postgres://")):
+        from agentfirm.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    from agentfirm.store.sqlite import SQLiteStore
+
+    path = Path(url.removeprefix("sqlite:///")) if url else settings.paths.db_path
+    return SQLiteStore(path)
 
 
 @dataclass
@@ -62,30 +77,18 @@ class App:
         """Open every backend the settings select. Raises ``ConfigError`` for a backend this
         build cannot serve, before anything is written."""
         from agentfirm.bus.sqlite_log import SQLiteLogBus
-        from agentfirm.store.sqlite import SQLiteStore
 
         paths = settings.paths
-        problems = []
-        if settings.database_url and not settings.database_url.startswith("sqlite:///"):
-            problems.append(
-                "database_url: only sqlite:///PATH is served by this build — unset "
-                "AGENTFIRM_DATABASE_URL to use the embedded store"
-            )
         if settings.redis_url:
-            problems.append(
-                "redis_url: the Redis bus is not in this build — unset AGENTFIRM_REDIS_URL to use "
-                "the embedded SQLite bus"
+            raise ConfigError(
+                [
+                    "redis_url: the Redis bus is not wired into this build yet — unset "
+                    "AGENTFIRM_REDIS_URL to use the embedded SQLite bus"
+                ]
             )
-        if problems:
-            raise ConfigError(problems)
         paths.ensure()
-        db_path = (
-            paths.db_path
-            if not settings.database_url
-            else paths.db_path.__class__(settings.database_url.removeprefix("sqlite:///"))
-        )
+        store = _store_for(settings)
         personas = PersonaLibrary.load([paths.config_dir / "personas"])
-        store = SQLiteStore(db_path)
         await store.open()
         bus = SQLiteLogBus(paths.bus_path)
         try:

@@ -1,0 +1,202 @@
+"""Cost-summary query time over a 1,000,000-row ledger, SQLite next to PostgreSQL, in one run.
+
+Fills each store's ``ledger`` table (1,000 tasks x 1,000 calls by default) and times the aggregate
+query behind ``PostgresStore.summarize_costs`` (SUM and COUNT grouped by module, tier and
+provider):
+
+- ``one task``: one task's summary (``agentfirm costs ID``), found among all the rows;
+- ``whole ledger``: the same grouping over every row (a firm-wide summary).
+
+PostgreSQL is a throwaway server started on a free loopback port (as the integration tests do)
+unless ``--pg-url`` names one; its database must be empty or already agentfirm's.
+
+    python bench/ledger_query.py [--tasks 1000] [--calls 1000] [--repeat 20] [--pg-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import psycopg
+import structlog
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agentfirm.store import db_admin
+from agentfirm.store.postgres_conn import connect
+
+COLUMNS = (
+    "task_id, seq, call_id, module_id, tier, provider, model, input_tokens, cached_input_tokens,"
+    " output_tokens, cost_nano, latency_ms, outcome, simulated, error, at"
+)
+_GROUPS = "GROUP BY module_id, tier, provider ORDER BY MIN(at), MIN(seq)"
+PG_TASK_SQL = (
+    "SELECT module_id, tier, provider, SUM(cost_nano)::BIGINT AS cost_nano, COUNT(*) AS calls,"
+    f" BOOL_OR(simulated) AS simulated FROM ledger WHERE task_id = %s {_GROUPS}"
+)
+PG_ALL_SQL = PG_TASK_SQL.replace(" WHERE task_id = %s", "")
+SQLITE_TASK_SQL = (
+    "SELECT module_id, tier, provider, SUM(cost_nano) AS cost_nano, COUNT(*) AS calls,"
+    f" MAX(simulated) AS simulated FROM ledger WHERE task_id = ? {_GROUPS}"
+)
+SQLITE_ALL_SQL = SQLITE_TASK_SQL.replace(" WHERE task_id = ?", "")
+
+_PROVIDERS = (("anthropic", "claude-sonnet-4"), ("openai", "gpt-4.1"), ("google", "gemini-2.5"))
+_TIERS = ("reasoning", "execution", "utility")
+
+
+def ledger_rows(tasks: int, calls: int) -> Iterator[tuple[Any, ...]]:
+    """Deterministic rows: each task has ``calls`` calls over 8 modules, 3 tiers, 3 providers."""
+    rng = random.Random(0)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for t in range(tasks):
+        task_id = f"t_{t:06d}"
+        for seq in range(1, calls + 1):
+            provider, model = _PROVIDERS[rng.randrange(3)]
+            yield (
+                task_id,
+                seq,
+                f"c_{t}_{seq}",
+                f"m{rng.randrange(8)}",
+                _TIERS[rng.randrange(3)],
+                provider,
+                model,
+                rng.randrange(10_000),
+                0,
+                rng.randrange(2_000),
+                rng.randrange(50_000_000),
+                rng.randrange(5_000),
+                "ok",
+                False,
+                None,
+                start + timedelta(seconds=t * calls + seq),
+            )
+
+
+def fill_sqlite(path: Path, tasks: int, calls: int) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA synchronous = OFF")
+        placeholders = ", ".join("?" * len(COLUMNS.split(",")))
+        db.executemany(
+            f"INSERT INTO ledger ({COLUMNS}) VALUES ({placeholders})",
+            (
+                (*row[:13], int(row[13]), row[14], row[15].isoformat(timespec="microseconds"))
+                for row in ledger_rows(tasks, calls)
+            ),
+        )
+        db.execute("ANALYZE")
+
+
+def fill_postgres(url: str, tasks: int, calls: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.cursor() as cur, cur.copy(f"COPY ledger ({COLUMNS}) FROM STDIN") as copy:
+            for row in ledger_rows(tasks, calls):
+                copy.write_row(row)
+        conn.execute("VACUUM ANALYZE ledger")
+
+
+async def timed(run: Callable[[], Awaitable[object]], repeat: int) -> list[float]:
+    """Milliseconds per run, after two warm-up runs."""
+    for _ in range(2):
+        await run()
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        await run()
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+async def bench_sqlite(path: Path, task_id: str, repeat: int) -> dict[str, list[float]]:
+    async with aiosqlite.connect(path) as db:
+
+        async def one_task() -> object:
+            return await db.execute_fetchall(SQLITE_TASK_SQL, (task_id,))
+
+        async def whole() -> object:
+            return await db.execute_fetchall(SQLITE_ALL_SQL)
+
+        return {
+            "one task": await timed(one_task, repeat),
+            "whole ledger": await timed(whole, repeat),
+        }
+
+
+async def bench_postgres(url: str, task_id: str, repeat: int) -> dict[str, list[float]]:
+    conn = await connect(url)
+    try:
+
+        async def one_task() -> object:
+            return await (await conn.execute(PG_TASK_SQL, (task_id,))).fetchall()
+
+        async def whole() -> object:
+            return await (await conn.execute(PG_ALL_SQL)).fetchall()
+
+        return {
+            "one task": await timed(one_task, repeat),
+            "whole ledger": await timed(whole, repeat),
+        }
+    finally:
+        await conn.close()
+
+
+def report(store: str, rows: int, fill_s: float, results: dict[str, list[float]]) -> None:
+    for query, times in results.items():
+        ordered = sorted(times)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(
+            f"{store:<10} {rows:>9,} rows  {query:<13} median {statistics.median(times):8.2f} ms"
+            f"  p95 {p95:8.2f} ms  (fill {fill_s:.1f} s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=1000, help="ledger rows per task")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--pg-url", help="an existing PostgreSQL database to fill (default: own)")
+    args = parser.parse_args()
+    # The migrations' info lines would interleave with the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    rows, task_id = args.tasks * args.calls, f"t_{args.tasks // 2:06d}"
+    print(f"cost-summary query, {rows:,} ledger rows ({args.tasks} tasks x {args.calls} calls)")
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentfirm-bench-")))
+        sqlite_path = tmp / "agentfirm.sqlite3"
+        asyncio.run(db_admin.migrate(f"sqlite:///{sqlite_path}"))
+        began = time.perf_counter()
+        fill_sqlite(sqlite_path, args.tasks, args.calls)
+        fill_s = time.perf_counter() - began
+        report("sqlite", rows, fill_s, asyncio.run(bench_sqlite(sqlite_path, task_id, args.repeat)))
+
+        url = args.pg_url
+        if url is None:
+            from tests.integration.pg_server import throwaway_postgres
+
+            server = stack.enter_context(throwaway_postgres())
+            url = server.create_database()
+        asyncio.run(db_admin.migrate(url))
+        began = time.perf_counter()
+        fill_postgres(url, args.tasks, args.calls)
+        fill_s = time.perf_counter() - began
+        report("postgres", rows, fill_s, asyncio.run(bench_postgres(url, task_id, args.repeat)))
+
+
+if __name__ == "__main__":
+    main()

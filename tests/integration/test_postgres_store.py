@@ -1,0 +1,270 @@
+"""The store conformance suite (``tests/store_conformance.py``) on a real PostgreSQL, plus what only
+a shared server has: several pools and processes spending one budget, concurrent migrations, server
+settings (time zone, collation) that must not change what the store returns."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from agentfirm.costs import summarize
+from agentfirm.domain import ModuleRun
+from agentfirm.errors import AgentfirmError
+from agentfirm.money import nano_to_float
+from agentfirm.store import db_admin
+from agentfirm.store.base import Store
+from agentfirm.store.postgres import PostgresStore
+from tests.integration.pg_server import (  # noqa: F401 (fixtures)
+    PgServer,
+    pg_empty_url,
+    pg_server,
+    pg_url,
+)
+from tests.store_conformance import StoreConformance, created, entry, task_with_budget
+
+pytestmark = pytest.mark.integration
+
+
+class TestPostgresStore(StoreConformance):
+    @pytest.fixture
+    async def store(self, pg_url: str) -> AsyncIterator[Store]:  # noqa: F811
+        store = PostgresStore(pg_url, max_size=10)
+        await store.open()
+        yield store
+        await store.close()
+
+
+# --- several pools, several processes ------------------------------------------------------------
+
+
+async def test_reserves_through_separate_pools_fill_the_ceiling_exactly(
+    pg_url: str,  # noqa: F811
+) -> None:
+    async with PostgresStore(pg_url) as daemon, PostgresStore(pg_url) as worker:
+        task_id = await task_with_budget(daemon, 20 * 7)
+
+        results = await asyncio.gather(
+            *((daemon if i % 2 else worker).reserve(task_id, f"c{i}", 7) for i in range(60))
+        )
+
+        budget = await daemon.get_budget(task_id)
+    assert sum(results) == 20
+    assert budget.reserved_nano == budget.ceiling_nano
+
+
+_HAMMER = """
+import asyncio, sys
+from agentfirm.domain import LedgerEntry
+from agentfirm.store.postgres import PostgresStore
+
+async def main(url: str, task_id: str, who: str, attempts: int, amount: int) -> None:
+    async with PostgresStore(url, max_size=4) as store:
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+        async def spend(i: int) -> bool:
+            call_id = f"{who}-{i}"
+            if not await store.reserve(task_id, call_id, amount):
+                return False
+            await store.settle(call_id, LedgerEntry(
+                call_id=call_id, task_id=task_id, tier="utility", provider="offline",
+                model="m", cost_nano=amount))
+            return True
+
+        won = sum(await asyncio.gather(*(spend(i) for i in range(attempts))))
+    print(f"won={won}", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+async def test_reserve_across_processes_never_overspends(pg_url: str) -> None:  # noqa: F811
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 100 * 7)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _HAMMER,
+            pg_url,
+            task_id,
+            who,
+            "60",
+            "7",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for who in ("p1", "p2", "p3")
+    ]
+    for proc in procs:  # start them together, so they contend for the same budget row
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        while line and line.strip() != b"ready":
+            line = await proc.stdout.readline()
+    outputs = await asyncio.gather(*(proc.communicate(b"go\n") for proc in procs))
+
+    won = [int(out.split(b"won=")[-1]) for out, _ in outputs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    async with PostgresStore(pg_url) as store:
+        budget = await store.get_budget(task_id)
+        ledger = await store.list_ledger(task_id)
+    assert sum(won) == 100
+    assert budget.spent_nano == sum(e.cost_nano for e in ledger) == budget.ceiling_nano
+
+
+async def test_concurrent_settles_number_the_ledger_without_gaps(pg_url: str) -> None:  # noqa: F811
+    async with PostgresStore(pg_url) as daemon, PostgresStore(pg_url) as worker:
+        task_id = await task_with_budget(daemon, 1_000)
+        await asyncio.gather(*(daemon.reserve(task_id, f"c{i}", 10) for i in range(30)))
+
+        await asyncio.gather(
+            *(
+                (daemon if i % 2 else worker).settle(f"c{i}", entry(task_id, f"c{i}", 10))
+                for i in range(30)
+            )
+        )
+
+    with psycopg.connect(pg_url) as conn:
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq").fetchall()]
+    assert seqs == list(range(1, 31))
+
+
+# --- extras ---------------------------------------------------------------------------------------
+
+
+async def test_summarize_costs_agrees_with_summarizing_the_ledger(pg_url: str) -> None:  # noqa: F811
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 10_000)
+        calls = [
+            ("b", "execution", "openai"),
+            (None, "reasoning", "anthropic"),
+            ("a", "utility", "openai"),
+            ("b", "utility", "anthropic"),
+        ]
+        for i, (module_id, tier, provider) in enumerate(calls):
+            await store.reserve(task_id, f"c{i}", 100)
+            row = entry(task_id, f"c{i}", 10 * (i + 1)).model_copy(
+                update={
+                    "module_id": module_id,
+                    "tier": tier,
+                    "provider": provider,
+                    "simulated": i == 2,
+                }
+            )
+            await store.settle(f"c{i}", row)
+
+        got = await store.summarize_costs(task_id)
+        expected = summarize(await store.list_ledger(task_id))
+
+    as_usd = {
+        key: [(k, nano_to_float(v)) for k, v in got[key].items()]
+        for key in ("by_module", "by_tier", "by_provider")
+    }
+    assert as_usd == {key: list(expected[key].items()) for key in as_usd}
+    assert (nano_to_float(got["total_nano"]), got["simulated"], got["calls"]) == (
+        expected["total_usd"],
+        True,
+        4,
+    )
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+async def test_stores_opening_a_new_database_at_once_migrate_it_once(
+    pg_empty_url: str,  # noqa: F811
+) -> None:
+    stores = [PostgresStore(pg_empty_url, max_size=2) for _ in range(3)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        task = await created(stores[0])
+
+        assert await stores[2].get_task(task.id) == task
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+    with psycopg.connect(pg_empty_url) as conn:
+        versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    assert versions == [(1,)]
+
+
+async def test_db_migrate_applies_pending_versions_once(pg_empty_url: str) -> None:  # noqa: F811
+    first = await db_admin.migrate(pg_empty_url)
+    again = await db_admin.migrate(pg_empty_url)
+
+    assert (first, again) == ([1], [])
+
+
+async def test_db_status_lists_pending_versions_of_a_new_database(
+    pg_empty_url: str,  # noqa: F811
+) -> None:
+    status = await db_admin.status(pg_empty_url)
+
+    assert (status["backend"], status["current_version"], status["up_to_date"]) == (
+        "postgresql",
+        0,
+        False,
+    )
+    assert [m["version"] for m in status["pending"]] == [1]
+
+
+async def test_db_status_of_a_migrated_database_is_up_to_date(pg_url: str) -> None:  # noqa: F811
+    status = await db_admin.status(pg_url)
+
+    assert (status["current_version"], status["pending"]) == (1, [])
+    assert [m["name"] for m in status["applied"]] == ["init"]
+
+
+async def test_unreachable_server_fails_with_the_password_masked(
+    pg_server: PgServer,  # noqa: F811
+) -> None:
+    url = f"postgresql://agentfirm:s3cret@127.0.0.1:{pg_server.port}/no_such_database"
+
+    with pytest.raises(AgentfirmError) as caught:
+        await PostgresStore(url).open()
+
+    assert "s3cret" not in str(caught.value)
+    assert "no_such_database" in str(caught.value)
+
+
+# --- server settings the store must not depend on ------------------------------------------------
+
+
+async def test_times_read_back_in_utc_whatever_the_server_time_zone(
+    pg_server: PgServer,  # noqa: F811
+) -> None:
+    url = pg_server.create_database()
+    try:
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'".encode())
+        async with PostgresStore(url) as store:
+            task = await created(store)
+
+            got = await store.get_task(task.id)
+    finally:
+        pg_server.drop_database(url)
+
+    assert got == task
+    assert got.created_at.utcoffset() == timedelta(0)
+
+
+async def test_ids_sort_bytewise_under_a_linguistic_collation(
+    pg_server: PgServer,  # noqa: F811
+) -> None:
+    url = pg_server.create_database("LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+    try:
+        async with PostgresStore(url) as store:
+            task = await created(store)
+            for module_id in ("b", "B", "a"):
+                await store.upsert_module_run(ModuleRun(task_id=task.id, module_id=module_id))
+
+            runs = await store.list_module_runs(task.id)
+    finally:
+        pg_server.drop_database(url)
+
+    assert [r.module_id for r in runs] == ["B", "a", "b"]

@@ -1,0 +1,504 @@
+"""One conformance suite for every ``Store`` implementation.
+
+A backend joins by subclassing ``StoreConformance`` in its own test module and giving the subclass a
+``store`` fixture that yields an open store on an empty database (see
+``tests/unit/test_store_conformance.py`` for SQLite, ``tests/integration/test_postgres_store.py``
+for PostgreSQL). The module name does not start with ``test_``, so pytest collects the suite only
+through those subclasses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from agentfirm.domain import (
+    Approval,
+    Artifact,
+    Event,
+    LedgerEntry,
+    ModuleRun,
+    ModuleSpec,
+    ModuleStatus,
+    Plan,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
+from agentfirm.errors import BadInput, InvalidTransition, NotFound
+from agentfirm.ids import new_id
+from agentfirm.store.base import Store
+
+S = TaskStatus
+
+
+def make_task(**changes: object) -> Task:
+    task_id = str(changes.pop("id", new_id("t")))
+    spec = TaskSpec(
+        task_id=task_id,
+        request="compare three CRMs",
+        persona="analyst",
+        plan=Plan(modules=[ModuleSpec(id="research", depends_on=[])], waves=[["research"]]),
+        budget_nano=2_000_000_000,
+    )
+    return Task.model_validate(
+        {"id": task_id, "request": "compare three CRMs", "spec": spec, **changes}
+    )
+
+
+async def created(store: Store, **changes: object) -> Task:
+    task = make_task(**changes)
+    await store.create_task(task, actor="test")
+    return task
+
+
+async def walk(store: Store, task_id: str, *statuses: TaskStatus) -> None:
+    for status in statuses:
+        await store.transition(task_id, status, actor="test")
+
+
+def entry(task_id: str, call_id: str, cost_nano: int, outcome: str = "ok") -> LedgerEntry:
+    return LedgerEntry.model_validate(
+        {
+            "call_id": call_id,
+            "task_id": task_id,
+            "tier": "execution",
+            "provider": "offline",
+            "model": "m",
+            "cost_nano": cost_nano,
+            "outcome": outcome,
+        }
+    )
+
+
+async def task_with_budget(store: Store, ceiling_nano: int) -> str:
+    task = await created(store)
+    await store.set_budget(task.id, ceiling_nano)
+    return task.id
+
+
+def event(task_id: str, seq: int, stream: str = "events", type: str = "progress") -> Event:
+    return Event.model_validate(
+        {"id": new_id("ev"), "task_id": task_id, "stream": stream, "seq": seq, "type": type}
+    )
+
+
+class StoreConformance:
+    """Every behaviour the ``Store`` protocol promises; subclasses provide the ``store`` fixture."""
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    async def test_created_task_reads_back_equal_with_aware_utc_times(self, store: Store) -> None:
+        task = await created(store, persona="analyst", repo_path="/r", budget_nano=7)
+
+        got = await store.get_task(task.id)
+
+        assert got == task
+        assert got.created_at.utcoffset() == timedelta(0)
+
+    async def test_create_task_records_the_first_transition_from_none(self, store: Store) -> None:
+        task = await created(store)
+
+        [first] = await store.list_transitions(task.id)
+
+        assert (first.from_status, first.to_status, first.actor) == (None, S.RECEIVED, "test")
+
+    async def test_create_task_in_a_later_status_is_refused(self, store: Store) -> None:
+        with pytest.raises(InvalidTransition):
+            await store.create_task(make_task(status=S.EXECUTING), actor="test")
+
+    async def test_get_missing_task_raises_not_found_pointing_at_tasks_list(
+        self, store: Store
+    ) -> None:
+        with pytest.raises(NotFound) as caught:
+            await store.get_task("t_missing")
+
+        assert "agentfirm tasks list" in str(caught.value)
+
+    async def test_list_tasks_is_newest_first_and_limited(self, store: Store) -> None:
+        base = datetime(2025, 1, 1, tzinfo=UTC)
+        ids = [(await created(store, created_at=base + timedelta(hours=h))).id for h in (1, 3, 2)]
+
+        listed = await store.list_tasks(limit=2)
+
+        assert [t.id for t in listed] == [ids[1], ids[2]]
+
+    async def test_save_task_updates_fields_but_not_status(self, store: Store) -> None:
+        task = await created(store)
+        changed = task.model_copy(
+            update={"status": S.COMPLETED, "deliverable_path": "/out.md", "persona": "lawyer"}
+        )
+
+        await store.save_task(changed)
+
+        got = await store.get_task(task.id)
+        assert (got.status, got.deliverable_path, got.persona) == (S.RECEIVED, "/out.md", "lawyer")
+
+    async def test_save_missing_task_raises_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.save_task(make_task())
+
+    # --- transitions -----------------------------------------------------------------------------
+
+    async def test_allowed_transition_moves_status_and_records_who_and_why(
+        self, store: Store
+    ) -> None:
+        task = await created(store)
+
+        done = await store.transition(task.id, S.CLASSIFIED, actor="master", reason="keywords")
+
+        assert (await store.get_task(task.id)).status is S.CLASSIFIED
+        assert (await store.list_transitions(task.id))[-1] == done
+        assert (done.from_status, done.to_status, done.reason) == (
+            S.RECEIVED,
+            S.CLASSIFIED,
+            "keywords",
+        )
+
+    async def test_refused_transition_raises_and_writes_nothing(self, store: Store) -> None:
+        task = await created(store)
+
+        with pytest.raises(InvalidTransition):
+            await store.transition(task.id, S.COMPLETED, actor="master")
+
+        assert (await store.get_task(task.id)).status is S.RECEIVED
+        assert len(await store.list_transitions(task.id)) == 1
+
+    async def test_final_status_allows_no_further_transition(self, store: Store) -> None:
+        task = await created(store)
+        await walk(store, task.id, S.ABORTED)
+
+        with pytest.raises(InvalidTransition):
+            await store.transition(task.id, S.FAILED, actor="master")
+
+    async def test_transition_of_missing_task_raises_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.transition("t_missing", S.CLASSIFIED, actor="master")
+
+    async def test_transitions_list_in_the_order_they_happened(self, store: Store) -> None:
+        task = await created(store)
+        await walk(store, task.id, S.CLASSIFIED, S.CLARIFYING, S.CLARIFYING, S.PLANNED)
+
+        moves = [(t.from_status, t.to_status) for t in await store.list_transitions(task.id)]
+
+        assert moves == [
+            (None, S.RECEIVED),
+            (S.RECEIVED, S.CLASSIFIED),
+            (S.CLASSIFIED, S.CLARIFYING),
+            (S.CLARIFYING, S.CLARIFYING),
+            (S.CLARIFYING, S.PLANNED),
+        ]
+
+    # --- module runs and artifacts ---------------------------------------------------------------
+
+    async def test_upsert_module_run_inserts_then_replaces(self, store: Store) -> None:
+        task = await created(store)
+        run = ModuleRun(task_id=task.id, module_id="research", depends_on=["intake"])
+        await store.upsert_module_run(run)
+        finished = run.model_copy(
+            update={
+                "status": ModuleStatus.DONE,
+                "attempts": 2,
+                "provider": "offline",
+                "finished_at": datetime(2025, 1, 1, tzinfo=UTC),
+                "cost_nano": 5,
+            }
+        )
+
+        await store.upsert_module_run(finished)
+
+        assert await store.list_module_runs(task.id) == [finished]
+
+    async def test_module_runs_list_in_wave_order_then_module_id(self, store: Store) -> None:
+        task = await created(store)
+        for module_id, wave in [("b", 1), ("z", 0), ("a", 1), ("c", 0)]:
+            await store.upsert_module_run(
+                ModuleRun(task_id=task.id, module_id=module_id, wave=wave)
+            )
+
+        runs = await store.list_module_runs(task.id)
+
+        assert [(r.wave, r.module_id) for r in runs] == [(0, "c"), (0, "z"), (1, "a"), (1, "b")]
+
+    async def test_module_run_of_missing_task_raises_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.upsert_module_run(ModuleRun(task_id="t_missing", module_id="a"))
+
+    async def test_latest_artifacts_holds_the_highest_version_per_module(
+        self, store: Store
+    ) -> None:
+        task = await created(store)
+        for module_id, version in [("a", 1), ("a", 3), ("a", 2), ("b", 1)]:
+            await store.save_artifact(
+                Artifact(
+                    task_id=task.id,
+                    module_id=module_id,
+                    version=version,
+                    output_type="notes",
+                    content={"v": version, "nested": [1, {"x": None}]},
+                )
+            )
+
+        latest = await store.latest_artifacts(task.id)
+
+        assert {m: a.version for m, a in latest.items()} == {"a": 3, "b": 1}
+        assert latest["a"].content == {"v": 3, "nested": [1, {"x": None}]}
+
+    async def test_saving_an_existing_artifact_version_is_refused(self, store: Store) -> None:
+        task = await created(store)
+        artifact = Artifact(task_id=task.id, module_id="a", output_type="notes", content={})
+        await store.save_artifact(artifact)
+
+        with pytest.raises(BadInput):
+            await store.save_artifact(artifact.model_copy(update={"content": {"other": 1}}))
+
+    # --- budget and ledger -----------------------------------------------------------------------
+
+    async def test_set_budget_changes_the_ceiling_and_keeps_spent_and_reserved(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 30)
+        await store.reserve(task_id, "c2", 20)
+        await store.settle("c2", entry(task_id, "c2", 20))
+
+        budget = await store.set_budget(task_id, 500)
+
+        assert (budget.ceiling_nano, budget.spent_nano, budget.reserved_nano) == (500, 20, 30)
+        assert await store.get_budget(task_id) == budget
+
+    async def test_set_budget_also_sets_the_task_budget(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+
+        await store.set_budget(task_id, 250)
+
+        assert (await store.get_task(task_id)).budget_nano == 250
+
+    async def test_budget_of_task_without_one_raises_not_found(self, store: Store) -> None:
+        task = await created(store)
+
+        with pytest.raises(NotFound):
+            await store.get_budget(task.id)
+
+    async def test_reserve_that_fits_is_held(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+
+        assert await store.reserve(task_id, "c1", 100)
+        assert (await store.get_budget(task_id)).reserved_nano == 100
+
+    async def test_reserve_that_does_not_fit_is_refused_and_holds_nothing(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 60)
+
+        assert not await store.reserve(task_id, "c2", 41)
+        assert (await store.get_budget(task_id)).reserved_nano == 60
+
+    async def test_reserving_twice_for_one_call_is_refused(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 10)
+
+        with pytest.raises(BadInput):
+            await store.reserve(task_id, "c1", 10)
+        assert (await store.get_budget(task_id)).reserved_nano == 10
+
+    async def test_concurrent_reserves_fill_the_ceiling_exactly(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 10 * 7)
+
+        results = await asyncio.gather(*(store.reserve(task_id, f"c{i}", 7) for i in range(50)))
+
+        budget = await store.get_budget(task_id)
+        assert sum(results) == 10
+        assert budget.spent_nano + budget.reserved_nano == budget.ceiling_nano
+
+    async def test_concurrent_reserves_and_settles_never_pass_the_ceiling(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 10 * 7)
+        observed: list[int] = []
+
+        async def call(i: int) -> None:
+            if await store.reserve(task_id, f"c{i}", 7):
+                budget = await store.get_budget(task_id)
+                observed.append(budget.spent_nano + budget.reserved_nano)
+                await store.settle(f"c{i}", entry(task_id, f"c{i}", 7))
+
+        await asyncio.gather(*(call(i) for i in range(50)))
+
+        assert len(observed) == 10
+        assert max(observed) <= 70
+        assert (await store.get_budget(task_id)).spent_nano == 70
+
+    async def test_a_cancelled_reserve_leaves_the_store_usable(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        cancelled = asyncio.create_task(store.reserve(task_id, "c1", 10))
+        await asyncio.sleep(0)  # one loop step: the reserve is now inside its transaction
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+
+        assert await store.reserve(task_id, "c2", 90)
+        assert (await store.get_budget(task_id)).reserved_nano == 90
+
+    async def test_settle_moves_the_cost_from_reserved_to_spent(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+
+        await store.settle("c1", entry(task_id, "c1", 25))
+
+        budget = await store.get_budget(task_id)
+        assert (budget.spent_nano, budget.reserved_nano) == (25, 0)
+        assert [e.cost_nano for e in await store.list_ledger(task_id)] == [25]
+
+    async def test_settle_clamps_a_cost_above_the_reservation(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+
+        await store.settle("c1", entry(task_id, "c1", 90))
+
+        assert (await store.get_budget(task_id)).spent_nano == 40
+        assert [e.cost_nano for e in await store.list_ledger(task_id)] == [40]
+
+    async def test_settle_logs_the_clamp(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+
+        with capture_logs() as logs:
+            await store.settle("c1", entry(task_id, "c1", 90))
+
+        assert [e for e in logs if e["log_level"] == "warning" and e.get("call_id") == "c1"]
+
+    async def test_record_call_releases_the_calls_reservation(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+
+        await store.record_call(entry(task_id, "c1", 0, outcome="error"))
+
+        budget = await store.get_budget(task_id)
+        assert (budget.spent_nano, budget.reserved_nano) == (0, 0)
+        assert [e.outcome for e in await store.list_ledger(task_id)] == ["error"]
+
+    async def test_record_call_without_reservation_records_the_row_only(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+
+        await store.record_call(entry(task_id, "c1", 0, outcome="budget_refused"))
+
+        assert [e.call_id for e in await store.list_ledger(task_id)] == ["c1"]
+        assert (await store.get_budget(task_id)).spent_nano == 0
+
+    async def test_release_reservations_drops_every_hold_of_the_task_only(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 100)
+        other_id = await task_with_budget(store, 100)
+        for task, call_id, amount in [
+            (task_id, "c1", 30),
+            (task_id, "c2", 20),
+            (other_id, "c3", 10),
+        ]:
+            await store.reserve(task, call_id, amount)
+
+        released = await store.release_reservations(task_id)
+
+        assert released == 2
+        assert (await store.get_budget(task_id)).reserved_nano == 0
+        assert (await store.get_budget(other_id)).reserved_nano == 10
+
+    async def test_release_reservations_of_a_task_holding_none_is_zero(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+
+        assert await store.release_reservations(task_id) == 0
+
+    async def test_ledger_reads_back_every_field(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+        row = entry(task_id, "c1", 30).model_copy(
+            update={"module_id": "m", "input_tokens": 5, "simulated": True, "error": None}
+        )
+
+        await store.settle("c1", row)
+
+        assert await store.list_ledger(task_id) == [row]
+
+    async def test_ledger_sum_always_equals_spent(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "ok", 100)
+        await store.settle("ok", entry(task_id, "ok", 60))
+        await store.reserve(task_id, "over", 100)
+        await store.settle("over", entry(task_id, "over", 150))
+        await store.reserve(task_id, "err", 100)
+        await store.record_call(entry(task_id, "err", 0, outcome="error"))
+        await store.record_call(entry(task_id, "refused", 0, outcome="budget_refused"))
+        await store.settle("never-reserved", entry(task_id, "never-reserved", 70))
+
+        ledger = await store.list_ledger(task_id)
+        budget = await store.get_budget(task_id)
+
+        assert sum(e.cost_nano for e in ledger) == budget.spent_nano == 160
+        assert budget.reserved_nano == 0
+
+    async def test_ledger_lists_oldest_first(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        base = datetime(2025, 1, 1, tzinfo=UTC)
+        for call_id, minutes in [("late", 5), ("early", 1)]:
+            row = entry(task_id, call_id, 0).model_copy(
+                update={"at": base + timedelta(minutes=minutes)}
+            )
+            await store.record_call(row)
+
+        assert [e.call_id for e in await store.list_ledger(task_id)] == ["early", "late"]
+
+    # --- approvals -------------------------------------------------------------------------------
+
+    async def test_decide_approval_records_decision_actor_and_time(self, store: Store) -> None:
+        task = await created(store)
+        await store.create_approval(
+            Approval(id="a1", task_id=task.id, kind="plan", payload={"modules": 3})
+        )
+
+        decided = await store.decide_approval("a1", "approved", actor="ana", notes="go")
+
+        assert await store.list_approvals(task.id) == [decided]
+        assert (decided.decision, decided.actor, decided.notes) == ("approved", "ana", "go")
+        assert decided.decided_at is not None
+        assert decided.payload == {"modules": 3}
+
+    async def test_an_approval_is_decided_only_once(self, store: Store) -> None:
+        task = await created(store)
+        await store.create_approval(Approval(id="a1", task_id=task.id, kind="budget"))
+        await store.decide_approval("a1", "approved", actor="ana")
+
+        with pytest.raises(BadInput):
+            await store.decide_approval("a1", "rejected", actor="bob")
+
+        [kept] = await store.list_approvals(task.id)
+        assert (kept.decision, kept.actor) == ("approved", "ana")
+
+    async def test_decide_missing_approval_raises_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.decide_approval("a_missing", "approved", actor="ana")
+
+    # --- events ----------------------------------------------------------------------------------
+
+    async def test_record_event_dedupes_by_task_stream_and_seq(self, store: Store) -> None:
+        task = await created(store)
+
+        first = await store.record_event(event(task.id, 1, type="first"))
+        again = await store.record_event(event(task.id, 1, type="duplicate"))
+        other_stream = await store.record_event(event(task.id, 1, stream="control"))
+
+        assert (first, again, other_stream) == (True, False, True)
+        assert [e.type for e in await store.list_events(task.id)] == ["first"]
+
+    async def test_list_events_is_in_seq_order_after_the_given_seq(self, store: Store) -> None:
+        task = await created(store)
+        for seq in (3, 1, 4, 2):
+            await store.record_event(event(task.id, seq))
+
+        events = await store.list_events(task.id, after_seq=1)
+
+        assert [e.seq for e in events] == [2, 3, 4]
