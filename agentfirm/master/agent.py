@@ -366,11 +366,16 @@ class MasterAgent:
     async def _with_events(self, task_id: str, work: Awaitable[T]) -> T:
         """Run Build Master work while copying its events to the store and the observer, and
         answering the budget prompts its gate publishes."""
-        pump = asyncio.create_task(self._pump(task_id))
+        handling = asyncio.Lock()
+        pump = asyncio.create_task(self._pump(task_id, handling))
         try:
             return await work
         finally:
-            pump.cancel()
+            # Stop the pump between two events, never inside one: an event recorded in the store
+            # but cut off before the observer saw it would be lost to the front end (drain skips
+            # what the store already has).
+            async with handling:
+                pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
             await self._drain(task_id)
@@ -379,9 +384,10 @@ class MasterAgent:
         events = await self.store.list_events(task_id)
         return events[-1].seq if events else 0
 
-    async def _pump(self, task_id: str) -> None:
+    async def _pump(self, task_id: str, handling: asyncio.Lock) -> None:
         async for event in self.bus.subscribe(task_id, after_seq=await self._last_seq(task_id)):
-            await self._handle(event)
+            async with handling:
+                await self._handle(event)
 
     async def _drain(self, task_id: str) -> None:
         for event in await self.bus.replay(task_id, after_seq=await self._last_seq(task_id)):
