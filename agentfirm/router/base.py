@@ -10,8 +10,13 @@ from agentfirm.domain import Tier
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message. ``cache`` marks the end of a prefix that other calls repeat (the
+    upstream context sibling sub-agents share): providers with prompt caching cache everything up
+    to and including it. When no message is marked, the last system message is the breakpoint."""
+
     role: Literal["system", "user", "assistant"]
     content: str
+    cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,11 @@ class Usage:
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
+    """Input tokens read from a prompt cache (priced at the cached rate)."""
     output_tokens: int = 0
+    cache_write_tokens: int = 0
+    """Input tokens written to a prompt cache (Anthropic prices them above plain input); part of
+    ``input_tokens`` like ``cached_input_tokens``."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,11 @@ class ProviderResponse:
 
 class Provider(Protocol):
     """One LLM provider. Implementations import their SDK inside their own module only, and turn
-    SDK errors into ``ProviderError`` subclasses of ``router.errors`` (retryable or not)."""
+    SDK errors into ``ProviderError`` subclasses of ``router.errors`` (retryable or not).
+
+    Optional: ``writes_cache = True`` on a provider whose calls may write a prompt cache (priced
+    above plain input), so the router reserves input at the cache-write rate; ``async def
+    aclose()`` to release its HTTP clients, called by ``Router.aclose``."""
 
     name: str
     simulated: bool

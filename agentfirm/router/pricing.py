@@ -38,6 +38,7 @@ def _price_provider(entry: ChainEntry) -> str:
 
 
 def _override_usd(price: PriceOverride, usage: Usage) -> Decimal:
+    # An override has no cache-write rate: written tokens are priced as plain input.
     cached_rate = price.cached_input_per_mtok
     if cached_rate is None:
         cached_rate = price.input_per_mtok
@@ -69,6 +70,7 @@ class Pricer:
                 PriceUsage(
                     input_tokens=usage.input_tokens,
                     cache_read_tokens=usage.cached_input_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
                     output_tokens=usage.output_tokens,
                 ),
                 entry.model,
@@ -93,15 +95,23 @@ class Pricer:
         )
 
     def price_nano(self, entry: ChainEntry, usage: Usage) -> int:
-        """The cost of ``usage`` on ``entry``, rounded up to whole nano-dollars. Cached input tokens
-        (part of ``usage.input_tokens``) are priced at the cached rate. Raises ``ConfigError`` for
-        a model with no price."""
+        """The cost of ``usage`` on ``entry``, rounded up to whole nano-dollars. Cache reads and
+        cache writes (both part of ``usage.input_tokens``) are priced at their own rates. Raises
+        ``ConfigError`` for a model with no price."""
         override = self._override(entry)
         usd = _override_usd(override, usage) if override else self._list_usd(entry, usage)
         if usd is None:
             raise ConfigError([self.check(entry) or f"no list price for {entry.label}"])
         return usd_to_nano(usd)
 
-    def worst_case_nano(self, entry: ChainEntry, input_tokens: int, max_tokens: int) -> int:
-        """The most a call can cost: all input uncached, all ``max_tokens`` spent on output."""
-        return self.price_nano(entry, Usage(input_tokens=input_tokens, output_tokens=max_tokens))
+    def worst_case_nano(
+        self, entry: ChainEntry, input_tokens: int, max_tokens: int, *, cache_writes: bool = False
+    ) -> int:
+        """The most a call can cost: all input uncached (or, with ``cache_writes``, all of it
+        written to a prompt cache, which costs more), all ``max_tokens`` spent on output."""
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=max_tokens,
+            cache_write_tokens=input_tokens if cache_writes else 0,
+        )
+        return self.price_nano(entry, usage)

@@ -1,32 +1,30 @@
 """The Model Router: every LLM call goes through ``Router.call``.
 
-Per attempt it reserves the worst case against the task's budget, redacts the outgoing messages,
-calls the provider under a timeout, prices the actual usage and writes one ledger row. Across
-attempts it retries and falls back along the tier's chain, and repairs invalid structured output
-once.
+It redacts the outgoing messages, walks the tier's chain — skipping providers whose key was
+refused or whose circuit is open, retrying a transient failure once (jittered, honouring
+retry-after) before falling back — and repairs invalid structured output once. Each attempt
+(``attempt.Attempts``) reserves its worst case against the budget and writes one ledger row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from agentfirm.domain import LedgerEntry, Tier
-from agentfirm.errors import BudgetExceeded, ConfigError
-from agentfirm.ids import new_id
+from agentfirm.domain import Tier
+from agentfirm.errors import ConfigError
+from agentfirm.router.attempt import Attempts, Served
 from agentfirm.router.base import (
     CallResult,
     ChainEntry,
     Message,
     Provider,
     ProviderRequest,
-    ProviderResponse,
     Usage,
 )
 from agentfirm.router.budget import BudgetGuard
@@ -36,9 +34,9 @@ from agentfirm.router.errors import (
     RetryableProviderError,
     SchemaError,
 )
+from agentfirm.router.health import Health
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.schema_output import parse_and_validate
-from agentfirm.router.tokens import estimate_messages
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -52,18 +50,6 @@ _NO_PROVIDER_HINT = (
     "set a provider key (agentfirm secrets set ANTHROPIC_API_KEY), configure tiers, "
     "or run with --offline / AGENTFIRM_OFFLINE=1"
 )
-
-
-@dataclass(frozen=True)
-class _Served:
-    """One successful, ledgered attempt."""
-
-    call_id: str
-    entry: ChainEntry
-    response: ProviderResponse
-    cost_nano: int
-    latency_ms: int
-    simulated: bool
 
 
 def _repair_prompt(error: SchemaError) -> str:
@@ -90,6 +76,7 @@ class Router:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         timeout_s: float = 120.0,
+        health: Health | None = None,
     ) -> None:
         missing = [
             f"tiers.{tier}: {entry.label} — provider {entry.provider!r} is not available in this "
@@ -104,13 +91,38 @@ class Router:
         self._chains = {tier: tuple(chain) for tier, chain in chains.items()}
         self._providers = dict(providers)
         self._pricer = pricer
-        self._budget = BudgetGuard(store)
         self._redact = redact
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._timeout_s = timeout_s
+        self._health = health or Health()
+        self._attempts = Attempts(
+            providers=self._providers,
+            pricer=pricer,
+            budget=BudgetGuard(store),
+            health=self._health,
+            redact=redact,
+        )
         # Providers whose key was refused: skipped for the rest of this router's life.
         self._refused: set[str] = set()
+
+    # ------------------------------------------------------------------ health and lifecycle
+    def health_snapshot(self) -> list[dict[str, Any]]:
+        """One row per provider, by name, for ``agentfirm providers [--json]``: ``provider``,
+        ``state`` (``closed``/``open``/``half_open``), ``error_rate``, ``p50_latency_ms`` (None
+        before any success), ``calls`` and ``failures`` over the health window, and
+        ``key_refused`` (its key was rejected: skipped until restart)."""
+        rows = self._health.snapshot(sorted(self._providers))
+        for row in rows:
+            row["key_refused"] = row["provider"] in self._refused
+        return rows
+
+    async def aclose(self) -> None:
+        """Close the providers' HTTP clients. Call once, when the router is no longer used."""
+        for provider in self._providers.values():
+            closer = getattr(provider, "aclose", None)
+            if closer is not None:
+                await closer()
 
     # ------------------------------------------------------------------ pricing for planners
     def entry_for(self, tier: Tier) -> ChainEntry:
@@ -186,6 +198,7 @@ class Router:
                 input_tokens=sum(s.response.usage.input_tokens for s in served),
                 cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
                 output_tokens=sum(s.response.usage.output_tokens for s in served),
+                cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
             ),
             cost_nano=sum(s.cost_nano for s in served),
             latency_ms=sum(s.latency_ms for s in served),
@@ -202,114 +215,94 @@ class Router:
         output_schema: dict[str, Any] | None,
         max_tokens: int,
         attempts: list[str],
-    ) -> _Served:
+    ) -> Served:
         chain = self._chains.get(tier, ())
         if not chain:
             self.entry_for(tier)  # raises the ConfigError that says how to fix it
         failures: list[str] = []
-        outgoing = tuple(Message(m.role, self._redact(m.content)) for m in messages)
+        outgoing = tuple(dataclasses.replace(m, content=self._redact(m.content)) for m in messages)
+        open_circuits: list[ChainEntry] = []
+        tried = False
         for entry in chain:
             if entry.provider in self._refused:
                 failures.append(f"{entry.label}: skipped, its key was refused earlier")
                 continue
-            request = ProviderRequest(
-                model=entry.model,
-                messages=outgoing,
-                max_tokens=max_tokens,
-                tier=tier,
-                output_schema=output_schema,
-                timeout_s=self._timeout_s,
+            if not self._health.allow(entry.provider):
+                failures.append(f"{entry.label}: skipped, failing lately (circuit open)")
+                open_circuits.append(entry)
+                continue
+            tried = True
+            request = self._request(entry, tier, outgoing, output_schema, max_tokens)
+            served = await self._try_entry(entry, request, task_id, module_id, attempts, failures)
+            if served is not None:
+                return served
+        if not tried and open_circuits:
+            # Every usable entry is open: try the one that has rested longest rather than fail
+            # without trying.
+            entry = min(open_circuits, key=lambda e: self._health.opened_at(e.provider) or 0.0)
+            self._health.allow(entry.provider, force=True)
+            request = self._request(entry, tier, outgoing, output_schema, max_tokens)
+            served = await self._try_entry(
+                entry, request, task_id, module_id, attempts, failures, force=True
             )
-            for retry in (False, True):
-                attempts.append(entry.label)
-                try:
-                    return await self._attempt(entry, request, task_id, module_id)
-                except RetryableProviderError as err:
-                    failures.append(f"{entry.label}: {self._redact(str(err))}")
-                    if retry:
-                        break
-                    await self._sleep(self._retry_delay(err))
-                except ProviderAuthError as err:
-                    failures.append(f"{entry.label}: {self._redact(str(err))}")
-                    self._refused.add(entry.provider)
-                    break
+            if served is not None:
+                return served
         raise ProviderError(
             f"every provider for tier {tier} failed: " + "; ".join(failures),
             hint="check `agentfirm providers`, retry later, or add another provider to the chain",
         )
 
+    def _request(
+        self,
+        entry: ChainEntry,
+        tier: Tier,
+        messages: tuple[Message, ...],
+        output_schema: dict[str, Any] | None,
+        max_tokens: int,
+    ) -> ProviderRequest:
+        return ProviderRequest(
+            model=entry.model,
+            messages=messages,
+            max_tokens=max_tokens,
+            tier=tier,
+            output_schema=output_schema,
+            timeout_s=self._timeout_s,
+        )
+
+    async def _try_entry(
+        self,
+        entry: ChainEntry,
+        request: ProviderRequest,
+        task_id: str,
+        module_id: str | None,
+        attempts: list[str],
+        failures: list[str],
+        *,
+        force: bool = False,
+    ) -> Served | None:
+        """Up to two attempts on ``entry`` (one jittered retry honouring retry-after); None when
+        both failed transiently or the provider refused its key. The first attempt's health
+        check is the caller's; the retry is skipped when the first failure opened the circuit."""
+        for retry in (False, True):
+            if retry and not self._health.allow(entry.provider, force=force):
+                failures.append(f"{entry.label}: not retried, its circuit opened")
+                return None
+            attempts.append(entry.label)
+            try:
+                return await self._attempts.run(entry, request, task_id, module_id)
+            except RetryableProviderError as err:
+                failures.append(f"{entry.label}: {self._redact(str(err))}")
+                if retry:
+                    return None
+                await self._sleep(self._retry_delay(err))
+            except ProviderAuthError as err:
+                failures.append(f"{entry.label}: {self._redact(str(err))}")
+                if entry.provider not in self._refused:
+                    log.error("router.key_refused", provider=entry.provider, key=err.key_env)
+                self._refused.add(entry.provider)
+                return None
+        return None
+
     def _retry_delay(self, err: RetryableProviderError) -> float:
         base = max(err.retry_after or 0.0, _RETRY_BASE_S)
         return min(base + self._rng.uniform(0, _RETRY_JITTER_S), _RETRY_CAP_S)
-
-    async def _attempt(
-        self, entry: ChainEntry, request: ProviderRequest, task_id: str, module_id: str | None
-    ) -> _Served:
-        call_id = new_id("call")
-        provider = self._providers[entry.provider]
-        row: dict[str, Any] = {
-            "call_id": call_id,
-            "task_id": task_id,
-            "module_id": module_id,
-            "tier": request.tier,
-            "provider": entry.provider,
-            "model": entry.model,
-            "simulated": provider.simulated,
-        }
-        with structlog.contextvars.bound_contextvars(
-            call_id=call_id, task_id=task_id, module_id=module_id
-        ):
-            input_tokens = estimate_messages(request.messages)
-            worst = self._pricer.worst_case_nano(entry, input_tokens, request.max_tokens)
-            try:
-                await self._budget.reserve(task_id, call_id, worst)
-            except BudgetExceeded:
-                await self._budget.release(LedgerEntry(**row, outcome="budget_refused"))
-                log.warning("router.budget_refused", provider=entry.provider, worst_nano=worst)
-                raise
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(request.timeout_s):
-                    response = await provider.complete(request)
-            except BaseException as exc:
-                latency_ms = int((time.monotonic() - started) * 1000)
-                err: BaseException = exc
-                if isinstance(exc, TimeoutError):
-                    err = RetryableProviderError(
-                        f"{entry.label} timed out after {request.timeout_s:g}s"
-                    )
-                message = self._redact(f"{type(err).__name__}: {err}")
-                await self._budget.release(
-                    LedgerEntry(**row, latency_ms=latency_ms, outcome="error", error=message)
-                )
-                log.warning(
-                    "router.call_failed", provider=entry.provider, model=entry.model, error=message
-                )
-                if err is not exc:
-                    raise err from exc
-                raise
-            latency_ms = int((time.monotonic() - started) * 1000)
-            cost = self._pricer.price_nano(entry, response.usage)
-            await self._budget.settle(
-                call_id,
-                LedgerEntry(
-                    **row,
-                    input_tokens=response.usage.input_tokens,
-                    cached_input_tokens=response.usage.cached_input_tokens,
-                    output_tokens=response.usage.output_tokens,
-                    cost_nano=cost,
-                    latency_ms=latency_ms,
-                ),
-            )
-            log.info(
-                "router.call",
-                provider=entry.provider,
-                model=entry.model,
-                tier=request.tier,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cost_nano=cost,
-                latency_ms=latency_ms,
-                simulated=provider.simulated,
-            )
-            return _Served(call_id, entry, response, cost, latency_ms, provider.simulated)

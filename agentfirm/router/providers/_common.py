@@ -1,0 +1,148 @@
+"""What the SDK-backed providers share: reading the key at call time, one SDK client per key
+value, and turning HTTP statuses into the router's error classes."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
+
+from agentfirm.router.errors import (
+    FatalProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RetryableProviderError,
+)
+
+GetSecret = Callable[[str], str | None]
+"""``SecretStore.get``: the secret's current value, or None."""
+
+_C = TypeVar("_C")
+
+# Statuses worth another attempt: timeouts, conflicts, rate limits, and every server error
+# (Anthropic's 529 "overloaded" included).
+_RETRYABLE = frozenset({408, 409, 429})
+_AUTH = frozenset({401, 403})
+_MAX_DETAIL = 300
+
+
+class KeySource:
+    """Reads a provider's key from the secret store on every call, so a rotated key takes effect
+    without a restart. ``names`` are tried in order (``GEMINI_API_KEY`` before
+    ``GOOGLE_API_KEY``)."""
+
+    def __init__(self, provider: str, get_secret: GetSecret, names: tuple[str, ...]) -> None:
+        self._provider = provider
+        self._get_secret = get_secret
+        self.names = names
+
+    def _lookup(self) -> tuple[str | None, str]:
+        for name in self.names:
+            value = self._get_secret(name)
+            if value:
+                return value, name
+        return None, self.names[0]
+
+    async def read(self, *, required: bool = True) -> tuple[str | None, str]:
+        """``(key, the name it was found under)``. The keyring may block (D-Bus), so the lookup
+        runs in a worker thread. Raises ``ProviderAuthError`` when ``required`` and no name has
+        a value."""
+        key, name = await asyncio.to_thread(self._lookup)
+        if key is None and required:
+            raise ProviderAuthError(
+                provider=self._provider, key_env=name, detail="no key is set any more"
+            )
+        return key, name
+
+
+class ClientCache(Generic[_C]):
+    """One SDK client per key value: a new key (rotation) gets a new client on its next call.
+    Clients replaced by a rotation are kept until ``drain`` so calls still using them finish."""
+
+    def __init__(self, factory: Callable[[str], _C]) -> None:
+        self._factory = factory
+        self._key: str | None = None
+        self._client: _C | None = None
+        self._retired: list[_C] = []
+
+    def get(self, key: str) -> _C:
+        if self._client is None or key != self._key:
+            if self._client is not None:
+                self._retired.append(self._client)
+            self._client = self._factory(key)
+            self._key = key
+        return self._client
+
+    def drain(self) -> list[_C]:
+        """Every client built so far (current and retired); the cache starts empty again."""
+        clients = [*self._retired, *([self._client] if self._client is not None else [])]
+        self._retired, self._client, self._key = [], None, None
+        return clients
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a response asks for: ``retry-after-ms``, else ``retry-after`` in seconds or as an
+    HTTP date. None when absent or unreadable."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def status_error(
+    *,
+    provider: str,
+    status: int,
+    message: str,
+    key_env: str,
+    retry_after: float | None = None,
+) -> ProviderError:
+    """The router error for an HTTP error ``status``: 401/403 → ``ProviderAuthError`` naming
+    ``key_env``; 408/409/429/5xx → ``RetryableProviderError``; any other 4xx →
+    ``FatalProviderError`` carrying the provider's ``message``."""
+    detail = _short(message)
+    if status in _AUTH:
+        return ProviderAuthError(provider=provider, key_env=key_env, status=status, detail=detail)
+    if status in _RETRYABLE or status >= 500:
+        return RetryableProviderError(
+            f"{provider} returned {status}: {detail}", retry_after=retry_after, status=status
+        )
+    return FatalProviderError(f"{provider} refused the request ({status}): {detail}", status=status)
+
+
+def timed_out(provider: str, timeout_s: float) -> RetryableProviderError:
+    return RetryableProviderError(f"{provider} did not answer within {timeout_s:g}s")
+
+
+def connection_failed(provider: str, exc: BaseException) -> RetryableProviderError:
+    reason = _short(str(exc)) or type(exc).__name__
+    return RetryableProviderError(f"{provider} connection failed: {reason}")
+
+
+def malformed(provider: str, exc: BaseException) -> RetryableProviderError:
+    return RetryableProviderError(
+        f"{provider} returned a malformed response: {_short(str(exc)) or type(exc).__name__}"
+    )

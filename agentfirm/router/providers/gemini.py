@@ -1,0 +1,193 @@
+"""``gemini``: the Gemini API through the official SDK (``google.genai.Client(...).aio``).
+
+Structured output is Gemini's JSON mode: ``response_mime_type="application/json"`` with the
+caller's schema as ``response_json_schema``. The SDK's retries and automatic continuation are off
+(one router attempt is one HTTP request); the API version is pinned to ``v1beta``, where JSON
+schemas are served.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agentfirm.router.base import ProviderRequest, ProviderResponse, Usage
+from agentfirm.router.errors import FatalProviderError, ProviderAuthError, ProviderError
+from agentfirm.router.providers._common import (
+    ClientCache,
+    GetSecret,
+    KeySource,
+    connection_failed,
+    malformed,
+    retry_after_s,
+    status_error,
+    timed_out,
+)
+from agentfirm.router.tokens import estimate_messages, estimate_tokens
+
+if TYPE_CHECKING:
+    from google.genai import Client
+    from google.genai.errors import APIError
+    from google.genai.types import (
+        GenerateContentConfig,
+        GenerateContentResponse,
+        GenerateContentResponseUsageMetadata,
+    )
+
+NAME = "gemini"
+KEY_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+API_VERSION = "v1beta"
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _error_details(exc: APIError) -> list[Mapping[str, Any]]:
+    body = exc.details if isinstance(exc.details, Mapping) else {}
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, Mapping) else None
+    return [d for d in details if isinstance(d, Mapping)] if isinstance(details, list) else []
+
+
+def _retry_delay(exc: APIError) -> float | None:
+    """Gemini puts the wait in a ``google.rpc.RetryInfo`` detail (``"retryDelay": "7s"``); a
+    proxy in front may send a ``retry-after`` header instead."""
+    headers = getattr(exc.response, "headers", None)
+    from_header = retry_after_s(headers) if headers is not None else None
+    if from_header is not None:
+        return from_header
+    for detail in _error_details(exc):
+        match = _DELAY.match(str(detail.get("retryDelay", "")))
+        if match:
+            return float(match[1])
+    return None
+
+
+def _bad_key(exc: APIError) -> bool:
+    # Gemini answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID, not a 401.
+    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _error_details(exc))
+
+
+def api_error(exc: APIError, key_env: str) -> ProviderError:
+    """The router error for a Gemini API error."""
+    message = exc.message or str(exc)
+    if exc.code == 400 and _bad_key(exc):
+        return ProviderAuthError(provider=NAME, key_env=key_env, status=400, detail=message)
+    return status_error(
+        provider=NAME,
+        status=exc.code,
+        message=message,
+        key_env=key_env,
+        retry_after=_retry_delay(exc),
+    )
+
+
+def request_config(request: ProviderRequest) -> GenerateContentConfig:
+    from google.genai import types
+
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    config = types.GenerateContentConfig(
+        system_instruction=system or None,
+        max_output_tokens=request.max_tokens,
+        automatic_continuation=False,
+        http_options=types.HttpOptions(timeout=max(1, round(request.timeout_s * 1000))),
+    )
+    if request.output_schema is not None:
+        config.response_mime_type = "application/json"
+        config.response_json_schema = request.output_schema
+    return config
+
+
+def request_contents(request: ProviderRequest) -> list[dict[str, Any]]:
+    return [
+        {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+        for m in request.messages
+        if m.role != "system"
+    ]
+
+
+def usage_of(
+    metadata: GenerateContentResponseUsageMetadata | None, request: ProviderRequest, text: str
+) -> Usage:
+    """Gemini's ``prompt_token_count`` includes cached tokens; thinking tokens are billed as
+    output. Missing metadata gets estimates, so the call is never priced as free."""
+    if metadata is None:
+        return Usage(
+            input_tokens=estimate_messages(request.messages), output_tokens=estimate_tokens(text)
+        )
+    return Usage(
+        input_tokens=metadata.prompt_token_count or 0,
+        cached_input_tokens=metadata.cached_content_token_count or 0,
+        output_tokens=(metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0),
+    )
+
+
+def text_of(response: GenerateContentResponse) -> str:
+    """The answer's text parts (thought summaries left out). Raises ``FatalProviderError`` when
+    Gemini blocked the prompt itself."""
+    if not response.candidates:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback is not None else None
+        if reason is not None:
+            raise FatalProviderError(f"gemini blocked the prompt: {reason}")
+        return ""
+    content = response.candidates[0].content
+    parts = content.parts if content is not None and content.parts else []
+    return "".join(part.text for part in parts if part.text and not part.thought)
+
+
+class GeminiProvider:
+    """Calls Gemini with the key ``get_secret`` returns at call time (``GEMINI_API_KEY``, else
+    ``GOOGLE_API_KEY``). ``base_url`` is ``AGENTFIRM_GEMINI_BASE_URL`` (None: Google's)."""
+
+    name = NAME
+    simulated = False
+
+    def __init__(self, *, get_secret: GetSecret, base_url: str | None = None) -> None:
+        # Load the SDK now rather than on the first call: an import there would block the event
+        # loop and eat into that call's timeout.
+        importlib.import_module("google.genai")
+        self._base_url = base_url
+        self._keys = KeySource(NAME, get_secret, KEY_NAMES)
+        self._clients: ClientCache[Client] = ClientCache(self._new_client)
+
+    def _new_client(self, key: str) -> Client:
+        from google.genai import Client, types
+
+        options = types.HttpOptions(
+            base_url=self._base_url,
+            api_version=API_VERSION,
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+        return Client(api_key=key, vertexai=False, http_options=options)
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        import httpx2
+        from google.genai import errors
+
+        key, key_env = await self._keys.read()
+        assert key is not None  # read() raises when the key is missing
+        client = self._clients.get(key)
+        try:
+            response = await client.aio.models.generate_content(
+                model=request.model,
+                contents=request_contents(request),
+                config=request_config(request),
+            )
+        except errors.APIError as exc:
+            raise api_error(exc, key_env) from exc
+        except httpx2.TimeoutException as exc:
+            raise timed_out(NAME, request.timeout_s) from exc
+        except httpx2.TransportError as exc:
+            raise connection_failed(NAME, exc) from exc
+        except (json.JSONDecodeError, errors.UnknownApiResponseError) as exc:
+            raise malformed(NAME, exc) from exc
+        text = text_of(response)
+        usage = usage_of(response.usage_metadata, request, text)
+        return ProviderResponse(text, usage, response.model_version or request.model)
+
+    async def aclose(self) -> None:
+        """Close every HTTP client this provider opened."""
+        for client in self._clients.drain():
+            await client.aio.aclose()

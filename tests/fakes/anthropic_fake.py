@@ -1,0 +1,83 @@
+"""Anthropic Messages API (``POST /v1/messages``) on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes.http_fake import Recorded, Reply
+from tests.fakes.provider_fake import ProviderFake
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def sent_key(request: Recorded) -> str | None:
+    """The API key a request carried: ``x-api-key``, or a bearer token (newer SDKs send that)."""
+    if "x-api-key" in request.headers:
+        return request.headers["x-api-key"]
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+@dataclass(frozen=True)
+class AnthropicUsage:
+    """As Anthropic reports it: ``input_tokens`` EXCLUDES cache reads and writes."""
+
+    input_tokens: int = 31
+    output_tokens: int = 12
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class AnthropicFake(ProviderFake):
+    route = re.compile(r"/v1/messages")
+
+    def success_body(
+        self, request: Recorded, *, text: str | None, data: dict[str, Any] | None, usage: Any
+    ) -> dict[str, Any]:
+        body = request.body if isinstance(request.body, dict) else {}
+        tokens = usage if isinstance(usage, AnthropicUsage) else AnthropicUsage()
+        content: list[dict[str, Any]]
+        forced = (body.get("tool_choice") or {}).get("name")
+        if data is not None and forced:
+            content = [{"type": "tool_use", "id": "toolu_01A", "name": forced, "input": data}]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": json.dumps(data) if data is not None else text}]
+            stop = "end_turn"
+        return {
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model_of(request),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": tokens.input_tokens,
+                "output_tokens": tokens.output_tokens,
+                "cache_read_input_tokens": tokens.cache_read_input_tokens,
+                "cache_creation_input_tokens": tokens.cache_creation_input_tokens,
+                "service_tier": "standard",
+            },
+        }
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        kind = _ERROR_TYPES.get(status, "api_error")
+        return {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy",
+        }
+
+    def overloaded(self) -> Reply:
+        return self.error(529, "Overloaded")

@@ -1,0 +1,102 @@
+"""Gemini API (``POST /v1beta/models/{model}:generateContent``) on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes.http_fake import Recorded, Reply
+from tests.fakes.provider_fake import ProviderFake
+
+_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class GeminiUsage:
+    """As Gemini reports it: ``prompt`` INCLUDES ``cached``; ``thoughts`` are billed as output."""
+
+    prompt: int = 27
+    candidates: int = 11
+    cached: int = 0
+    thoughts: int = 0
+
+
+class GeminiFake(ProviderFake):
+    route = re.compile(r"/v1beta/models/[^/:]+:generateContent")
+
+    def model_of(self, request: Recorded) -> str:
+        match = re.search(r"/models/([^/:]+):", request.path)
+        return match[1] if match else "unknown-model"
+
+    def success_body(
+        self, request: Recorded, *, text: str | None, data: dict[str, Any] | None, usage: Any
+    ) -> dict[str, Any]:
+        tokens = usage if isinstance(usage, GeminiUsage) else GeminiUsage()
+        content = json.dumps(data) if data is not None else text
+        metadata: dict[str, Any] = {
+            "promptTokenCount": tokens.prompt,
+            "candidatesTokenCount": tokens.candidates,
+            "totalTokenCount": tokens.prompt + tokens.candidates + tokens.thoughts,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens.prompt}],
+        }
+        if tokens.cached:
+            metadata["cachedContentTokenCount"] = tokens.cached
+            metadata["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": tokens.cached}]
+        if tokens.thoughts:
+            metadata["thoughtsTokenCount"] = tokens.thoughts
+        return {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": content}], "role": "model"},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": metadata,
+            "modelVersion": self.model_of(request),
+            "responseId": "mAitaLmkHPPlz7IPvtfUqQ4",
+        }
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": _STATUSES.get(status, "UNKNOWN"),
+            }
+        }
+
+    def rate_limited(self, retry_after: float | None = 2) -> Reply:
+        """Gemini says when to retry in a ``RetryInfo`` detail rather than a header."""
+        body = self.error_body(429, "Resource has been exhausted (e.g. check quota).")
+        if retry_after is not None:
+            body["error"]["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{retry_after:g}s",
+                }
+            ]
+        return Reply(429, body)
+
+    def invalid_key(self) -> Reply:
+        """What Gemini really answers to a bad key: 400 with reason ``API_KEY_INVALID``."""
+        body = self.error_body(400, "API key not valid. Please pass a valid API key.")
+        body["error"]["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
+        return Reply(400, body)

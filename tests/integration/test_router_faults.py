@@ -1,0 +1,291 @@
+"""The router over real SDKs and loopback fakes under faults: fallback, refused keys, open
+circuits and cancellation — with the ledger and the budget exact throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from agentfirm.router.base import Message
+from agentfirm.router.health import BreakerPolicy, Health
+from agentfirm.router.providers.anthropic import AnthropicProvider
+from agentfirm.router.providers.openai import OpenAIProvider
+from agentfirm.store.sqlite import SQLiteStore
+from tests.fakes.anthropic_fake import AnthropicFake, AnthropicUsage
+from tests.fakes.http_fake import Recorded, Reply, running
+from tests.fakes.openai_fake import OpenAIFake, OpenAIUsage
+from tests.fakes.routing import Sleeps, funded_task, list_price_nano, router_for
+
+pytestmark = pytest.mark.integration
+
+PRIMARY = "claude-sonnet-4-6"
+SECONDARY = "gpt-5-mini"
+CHAIN = [f"anthropic:{PRIMARY}", f"openai:{SECONDARY}"]
+SECRETS = {"ANTHROPIC_API_KEY": "sk-ant-api03-fault-test-01", "OPENAI_API_KEY": "sk-proj-fault-01"}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"summary": {"type": "string"}},
+    "required": ["summary"],
+    "additionalProperties": False,
+}
+PRIMARY_USAGE = AnthropicUsage(input_tokens=60, output_tokens=90, cache_read_input_tokens=400)
+SECONDARY_USAGE = OpenAIUsage(prompt_tokens=460, completion_tokens=95, cached_tokens=256)
+MODULES = [f"m{n:02d}" for n in range(1, 13)]
+
+
+@pytest.fixture(scope="module")
+def anthropic_fake() -> Iterator[AnthropicFake]:
+    with running(AnthropicFake()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_fake() -> Iterator[OpenAIFake]:
+    with running(OpenAIFake()) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh(anthropic_fake: AnthropicFake, openai_fake: OpenAIFake) -> None:
+    anthropic_fake.reset()
+    openai_fake.reset()
+    openai_fake.respond_with(openai_fake.structured({"summary": "backup"}, usage=SECONDARY_USAGE))
+
+
+@pytest.fixture
+async def providers(
+    anthropic_fake: AnthropicFake, openai_fake: OpenAIFake
+) -> AsyncIterator[dict[str, Any]]:
+    opened = {
+        "anthropic": AnthropicProvider(get_secret=SECRETS.get, base_url=anthropic_fake.url),
+        "openai": OpenAIProvider(get_secret=SECRETS.get, base_url=f"{openai_fake.url}/v1"),
+    }
+    yield opened
+    for provider in opened.values():
+        await provider.aclose()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def module_messages(module_id: str) -> list[Message]:
+    return [
+        Message("system", "You are a specialist on a strategy consulting team."),
+        Message("user", f"Write module {module_id}: one paragraph on the cargo-bike market."),
+    ]
+
+
+class PerModule:
+    """A responder for the primary fake: each module meets its listed faults on its first
+    attempts, then succeeds — whatever order the concurrent calls arrive in."""
+
+    def __init__(self, fake: AnthropicFake, faults: dict[str, list[Callable[[], Reply]]]) -> None:
+        self._fake = fake
+        self._faults = faults
+        self._lock = threading.Lock()
+        self._seen: Counter[str] = Counter()
+
+    def __call__(self, request: Recorded) -> Reply:
+        match = re.search(r"module (m\d\d)", request.body["messages"][-1]["content"])
+        assert match is not None
+        module_id = match[1]
+        with self._lock:
+            attempt = self._seen[module_id]
+            self._seen[module_id] += 1
+        planned = self._faults.get(module_id, [])
+        if attempt < len(planned):
+            return planned[attempt]()
+        return self._fake.structured({"summary": module_id}, usage=PRIMARY_USAGE)(request)
+
+
+# --- acceptance: a 12-module run with a flaky primary --------------------------------------------
+
+
+async def test_twelve_modules_complete_through_a_flaky_primary_with_each_success_billed_once(
+    providers: dict[str, Any],
+    anthropic_fake: AnthropicFake,
+    openai_fake: OpenAIFake,
+    store: SQLiteStore,
+) -> None:
+    f = anthropic_fake
+    # 4 of 12 modules (a third) meet faults; 6 of the primary's 16 attempts fail.
+    anthropic_fake.respond_with(
+        PerModule(
+            f,
+            {
+                "m03": [lambda: f.rate_limited(retry_after=1)],  # retried, then served
+                "m06": [f.unavailable, f.unavailable],  # falls back
+                "m09": [lambda: f.hang(0.5)],  # times out, retried, then served
+                "m12": [lambda: f.rate_limited(retry_after=2), lambda: f.hang(0.5)],  # falls back
+            },
+        )
+    )
+    # The breaker has its own tests; here it must not change which attempts happen.
+    patient = Health(BreakerPolicy(consecutive_failures=100, min_calls=100))
+    sleeps = Sleeps()
+    router = router_for(store, providers, CHAIN, health=patient, sleep=sleeps)
+    task_id = await funded_task(store)
+
+    results = await asyncio.gather(
+        *(
+            router.call(
+                tier="execution",
+                messages=module_messages(m),
+                task_id=task_id,
+                module_id=m,
+                output_schema=SCHEMA,
+            )
+            for m in MODULES
+        )
+    )
+
+    served_by = {m: r.provider for m, r in zip(MODULES, results, strict=True)}
+    assert {m for m, p in served_by.items() if p == "openai"} == {"m06", "m12"}
+    assert all(r.data is not None for r in results)
+    rows = await store.list_ledger(task_id)
+    outcomes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        outcomes[row.module_id or ""].append((row.provider, row.outcome))
+    assert outcomes["m06"] == [("anthropic", "error"), ("anthropic", "error"), ("openai", "ok")]
+    assert outcomes["m12"] == [("anthropic", "error"), ("anthropic", "error"), ("openai", "ok")]
+    assert outcomes["m03"] == outcomes["m09"] == [("anthropic", "error"), ("anthropic", "ok")]
+    assert all(
+        outcomes[m] == [("anthropic", "ok")]
+        for m in MODULES
+        if m not in {"m03", "m06", "m09", "m12"}
+    )
+    errors = sorted(row.error or "" for row in rows if row.outcome == "error")
+    assert [e.split(":")[0] for e in errors] == ["RetryableProviderError"] * 6
+    assert sum("timed out" in e or "did not answer" in e for e in errors) == 2
+    # Each module is billed exactly once, at its provider's list price; failures cost nothing.
+    primary_cost = list_price_nano(
+        PRIMARY, "anthropic", input_tokens=460, cache_read_tokens=400, output_tokens=90
+    )
+    secondary_cost = list_price_nano(
+        SECONDARY, "openai", input_tokens=460, cache_read_tokens=256, output_tokens=95
+    )
+    ok_rows = [row for row in rows if row.outcome == "ok"]
+    assert sorted(row.module_id or "" for row in ok_rows) == MODULES
+    assert [r.cost_nano for r in results] == [
+        secondary_cost if served_by[m] == "openai" else primary_cost for m in MODULES
+    ]
+    assert sum(row.cost_nano for row in rows if row.outcome == "error") == 0
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (10 * primary_cost + 2 * secondary_cost, 0)
+    assert len(openai_fake.requests) == 2
+    assert min(sleeps.delays) >= 1.0  # retries waited (at least the base delay / retry-after)
+
+
+# --- acceptance: a refused key -------------------------------------------------------------------
+
+
+async def test_refused_key_gives_one_line_naming_it_and_the_next_provider_serves_the_run(
+    providers: dict[str, Any], anthropic_fake: AnthropicFake, store: SQLiteStore
+) -> None:
+    anthropic_fake.script(anthropic_fake.unauthorized())
+    router = router_for(store, providers, CHAIN)
+    task_id = await funded_task(store)
+
+    with capture_logs() as logs:
+        served_by = [
+            (
+                await router.call(tier="utility", messages=module_messages(m), task_id=task_id)
+            ).provider
+            for m in MODULES[:3]
+        ]
+
+    assert served_by == ["openai"] * 3
+    assert len(anthropic_fake.requests) == 1  # taken out after its key was refused
+    [refused] = [row for row in await store.list_ledger(task_id) if row.outcome == "error"]
+    assert refused.error is not None
+    assert "\n" not in refused.error
+    assert "set a valid ANTHROPIC_API_KEY" in refused.error
+    assert [(e["provider"], e["key"]) for e in logs if e["event"] == "router.key_refused"] == [
+        ("anthropic", "ANTHROPIC_API_KEY")
+    ]
+    assert [r["key_refused"] for r in router.health_snapshot()] == [True, False]
+
+
+# --- the breaker with real SDKs ------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_failing_primary_is_skipped_while_open_then_probed_and_restored(
+    providers: dict[str, Any], anthropic_fake: AnthropicFake, store: SQLiteStore
+) -> None:
+    anthropic_fake.respond_with(lambda request: anthropic_fake.unavailable())
+    clock = Clock()
+    health = Health(BreakerPolicy(consecutive_failures=3, cooldown_s=30), clock)
+    router = router_for(
+        store,
+        {"anthropic": providers["anthropic"], "openai": providers["openai"]},
+        CHAIN,
+        health=health,
+    )
+    task_id = await funded_task(store)
+
+    async def call() -> str:
+        messages = module_messages("m01")
+        return (await router.call(tier="utility", messages=messages, task_id=task_id)).provider
+
+    first, second, third = [await call() for _ in range(3)]
+    attempts_while_open = len(anthropic_fake.requests)
+    clock.now += 30
+    anthropic_fake.respond_with(anthropic_fake.ok())
+    fourth = await call()
+
+    assert [first, second, third, fourth] == ["openai", "openai", "openai", "anthropic"]
+    # Two attempts, then one that opened the circuit (not retried), then none while open.
+    assert attempts_while_open == 3
+    assert len(anthropic_fake.requests) == 4
+    assert health.state("anthropic") == "closed"
+
+
+# --- cancellation --------------------------------------------------------------------------------
+
+
+async def test_cancelled_call_releases_its_reservation_and_leaves_an_error_row(
+    providers: dict[str, Any], anthropic_fake: AnthropicFake, store: SQLiteStore
+) -> None:
+    arrived = threading.Event()
+
+    def hang(request: Recorded) -> Reply:
+        arrived.set()
+        return anthropic_fake.hang(5)
+
+    anthropic_fake.respond_with(hang)
+    router = router_for(store, providers, CHAIN, timeout_s=10)
+    task_id = await funded_task(store)
+    call = asyncio.create_task(
+        router.call(tier="utility", messages=module_messages("m01"), task_id=task_id)
+    )
+    assert await asyncio.to_thread(arrived.wait, 5)
+
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    [row] = await store.list_ledger(task_id)
+    assert (row.outcome, row.error) == ("error", "CancelledError: ")
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (0, 0)
