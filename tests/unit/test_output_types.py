@@ -98,6 +98,101 @@ SAMPLES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "timeline": {
+        "summary": "A bad config push took checkout down for 42 minutes.",
+        "timezone": "UTC",
+        "events": [
+            {
+                "time": "2025-03-04T14:02Z",
+                "phase": "trigger",
+                "event": "Config change 812 rolled out to all regions",
+                "source": "deploy log",
+            },
+            {
+                "time": "2025-03-04T14:09Z",
+                "phase": "detection",
+                "event": "Checkout error-rate alert fired",
+                "source": "PagerDuty",
+            },
+        ],
+        "gaps": ["No record of who approved change 812"],
+    },
+    "action_plan": {
+        "summary": "Stop unreviewed config pushes first.",
+        "actions": [
+            {
+                "action": "Stage config rollouts by region",
+                "owner": "Platform team",
+                "priority": "high",
+                "due": "2025-04-01",
+                "addresses": "Global blast radius of config changes",
+                "done_when": "A config push reaches one region first",
+            }
+        ],
+    },
+    "requirements": {
+        "summary": "Admins cannot export audit logs.",
+        "goals": ["Self-serve export"],
+        "non_goals": ["Real-time streaming"],
+        "user_stories": [
+            {
+                "id": "US1",
+                "as_a": "an admin",
+                "i_want": "to export 90 days of audit logs as CSV",
+                "so_that": "I can answer auditors",
+                "priority": "must",
+                "acceptance_criteria": ["Given 90 days of logs, the CSV has every row"],
+            }
+        ],
+        "non_functional": [
+            {"category": "performance", "requirement": "Fast export", "measure": "p95 < 30 s"}
+        ],
+        "open_questions": [],
+    },
+    "swot": {
+        "title": "Acme against the top three rivals",
+        "summary": "Strong product, weak distribution.",
+        "strengths": [{"point": "Best-rated onboarding", "evidence": "G2 reviews"}],
+        "weaknesses": [{"point": "No partner channel", "evidence": "Sales data"}],
+        "opportunities": [{"point": "Mid-market is underserved", "evidence": "Survey"}],
+        "threats": [{"point": "Globex bundles for free", "evidence": "Pricing page, 2025-02"}],
+        "implications": ["Build a partner channel"],
+    },
+    "evidence_table": {
+        "summary": "412 records screened, 2 included.",
+        "studies": [
+            {
+                "citation": "Smith et al., Remote work and output, J. Econ. 2021",
+                "year": 2021,
+                "design": "natural experiment",
+                "sample": "16,000 call-centre staff",
+                "key_findings": "Output +13%",
+                "quality": "high",
+                "quality_note": "Randomised assignment",
+            }
+        ],
+        "excluded": [{"citation": "Doe 2020 (blog)", "reason": "Not peer reviewed"}],
+    },
+    "fact_check": {
+        "summary": "One claim needs a correction.",
+        "claims": [
+            {
+                "claim": "Half of all firms are remote-first",
+                "location": "Section 2, paragraph 1",
+                "verdict": "contradicted",
+                "evidence": "Survey reports 16%",
+                "source": "Owl Labs 2024",
+                "correction": "About one in six firms are remote-first",
+            }
+        ],
+    },
+    "article_draft": {
+        "title": "The office is not dead",
+        "standfirst": "What the evidence on remote work really shows.",
+        "audience": "Managers; plain and direct",
+        "sections": [{"heading": "The numbers", "body": "Output rose 13% in one study."}],
+        "sources": ["Smith et al. 2021"],
+    },
     "deliverable": {
         "title": "Patent report",
         "summary": "File a PCT application.",
@@ -211,6 +306,13 @@ SHOWN = {
     "comparison_table": "| Price | high — €4/kg | low — x |",
     "recommendation": "1. Run 20 interviews (PM, 2 weeks)",
     "risk_register": "| Single maintainer of billing | people | critical | medium |",
+    "timeline": "| 2025-03-04T14:09Z | detection | Checkout error-rate alert fired | PagerDuty |",
+    "action_plan": "| Stage config rollouts by region | Platform team | high | 2025-04-01 |",
+    "requirements": "**US1** (must) As an admin, I want to export 90 days of audit logs as CSV",
+    "swot": "- Globex bundles for free — Pricing page, 2025-02",
+    "evidence_table": "| Smith et al., Remote work and output, J. Econ. 2021 | 2021 |",
+    "fact_check": "| contradicted | Survey reports 16% |",
+    "article_draft": "_What the evidence on remote work really shows._",
     "deliverable": "Three references were charted.",
     "quality_report": "- [x] **Claims follow structure** — Section 3",
 }

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from agentfirm.domain import ModuleSpec
 from agentfirm.errors import NotFound, PersonaError
+from agentfirm.persona_scaffold import SCHEMA_FILE, render_persona_schema
 from agentfirm.personas import (
+    SHIPPED_PACKAGE,
     ModuleTemplate,
     Persona,
     PersonaLibrary,
@@ -83,6 +89,61 @@ def test_at_least_three_personas_are_shipped() -> None:
     assert {"patent_research", "market_research", "technical_due_diligence"} <= {
         p.stem for p in SHIPPED
     }
+
+
+def test_the_eight_professional_personas_are_shipped() -> None:
+    assert {
+        "patent_research",
+        "market_research",
+        "technical_due_diligence",
+        "literature_review",
+        "software_feature_design",
+        "competitive_analysis",
+        "incident_postmortem",
+        "long_form_article",
+    } <= {p.stem for p in SHIPPED}
+
+
+def test_the_persona_schema_file_is_current() -> None:
+    current = (SHIPPED_DIR / SCHEMA_FILE).read_text(encoding="utf-8")
+
+    assert current == render_persona_schema(), (
+        "personas/persona.schema.json is out of date: run python scripts/gen_persona_schema.py"
+    )
+
+
+def test_the_schema_file_is_installed_beside_the_shipped_personas() -> None:
+    assert resources.files(SHIPPED_PACKAGE).joinpath(SCHEMA_FILE).is_file()
+
+
+def test_the_schema_lets_the_file_name_give_the_id() -> None:
+    schema = json.loads((SHIPPED_DIR / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+    assert "id" in schema["properties"]
+    assert "id" not in schema["required"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_persona_validates_against_the_editor_schema(path: Path) -> None:
+    schema = json.loads((SHIPPED_DIR / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+    Draft202012Validator(schema).validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_persona_names_the_schema_for_editors(path: Path) -> None:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+
+    assert first == f"# yaml-language-server: $schema={SCHEMA_FILE}"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_persona_keeps_the_reasoning_tier_for_judgement_not_for_everything(
+    path: Path,
+) -> None:
+    tiers = {m.tier for m in load_persona_file(path).modules}
+
+    assert {"reasoning", "execution"} <= tiers
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -388,6 +449,21 @@ def test_classify_asks_when_nothing_matches(toy_library: PersonaLibrary) -> None
     result = toy_library.classify("Write a birthday poem for my cat")
 
     assert (result.persona, result.stage, result.matched) == (None, "ask", {})
+
+
+def test_classify_explains_a_keyword_win_with_the_words_and_scores(
+    toy_library: PersonaLibrary,
+) -> None:
+    result = toy_library.classify("Check the prior art and claims of this patent, and a competitor")
+
+    assert result.reason == "keywords patent, prior art, claim (score 4; next markets 1)"
+
+
+def test_classify_explains_a_deferral(toy_library: PersonaLibrary) -> None:
+    assert toy_library.classify("Competitor patent filings").reason == (
+        "no clear keyword winner: markets 1, patents 1"
+    )
+    assert toy_library.classify("A poem").reason == "no persona's keywords occur in the request"
 
 
 @pytest.mark.parametrize(
