@@ -3,7 +3,8 @@ repos, so nothing else constructs collaborators (and tests can build one on a te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -13,7 +14,15 @@ from agentfirm.build.master import BuildMaster
 from agentfirm.bus.base import Bus
 from agentfirm.config_check import available_providers, check
 from agentfirm.errors import ConfigError
-from agentfirm.handoff.repos import LocalGitRepos, RepoBackend
+from agentfirm.handoff.github import repos_for
+from agentfirm.handoff.repos import RepoBackend
+from agentfirm.handoff.runners import (
+    OnLaunch,
+    RunnerName,
+    runner_for,
+    runner_problems,
+    settings_env,
+)
 from agentfirm.master.agent import MasterAgent, Observer
 from agentfirm.master.decisions import Decider
 from agentfirm.master.task_lock import TaskLocks
@@ -52,6 +61,8 @@ class App:
     personas: PersonaLibrary
     repos: RepoBackend
     locks: TaskLocks
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The environment the settings were loaded from (a notebook's kernel gets it)."""
     _router: Router | None = None
 
     @property
@@ -73,7 +84,14 @@ class App:
         return self._router
 
     @classmethod
-    async def open(cls, settings: Settings, *, redactor: Redactor, secrets: SecretStore) -> App:
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        redactor: Redactor,
+        secrets: SecretStore,
+        env: Mapping[str, str] | None = None,
+    ) -> App:
         """Open every backend the settings select. Raises ``ConfigError`` for a backend this
         build cannot serve, before anything is written."""
         from agentfirm.bus.sqlite_log import SQLiteLogBus
@@ -105,12 +123,26 @@ class App:
             store=store,
             bus=bus,
             personas=personas,
-            repos=LocalGitRepos(paths.repos_dir),
+            repos=repos_for(settings, secrets),
             locks=TaskLocks(paths.runtime_dir / "locks"),
+            env=dict(env) if env is not None else settings_env(settings),
         )
 
-    def master(self, decider: Decider, observer: Observer | None = None) -> MasterAgent:
-        """Raises ``ConfigError`` (via ``router``) when the providers cannot serve a task."""
+    def master(
+        self,
+        decider: Decider,
+        observer: Observer | None = None,
+        *,
+        runner: RunnerName | None = None,
+        on_launch: OnLaunch | None = None,
+    ) -> MasterAgent:
+        """A Master Agent on this context. ``runner`` (default ``settings.runner``) says where
+        the Build Master runs. Raises ``ConfigError`` (via ``router``) when the providers cannot
+        serve a task, or the runner cannot run here."""
+        name: RunnerName = runner or self.settings.runner
+        problems = runner_problems(self.settings, name)
+        if problems:
+            raise ConfigError(problems)
         build = BuildMaster(
             store=self.store,
             bus=self.bus,
@@ -127,6 +159,17 @@ class App:
             decider=decider,
             locks=self.locks,
             observer=observer,
+            runner=runner_for(
+                name,
+                build=build,
+                store=self.store,
+                bus=self.bus,
+                repos=self.repos,
+                settings=self.settings,
+                env=self.env,
+                redact=self.redactor.redact,
+                on_launch=on_launch,
+            ),
         )
 
     async def close(self) -> None:

@@ -30,10 +30,12 @@ from agentfirm.domain import (
     TaskSpec,
     TaskStatus,
 )
-from agentfirm.errors import BadInput, BudgetExceeded, TaskRejected
+from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, TaskRejected
 from agentfirm.handoff.repos import RepoBackend
+from agentfirm.handoff.runners import InprocRunner, Runner, draft_markdown
+from agentfirm.handoff.task_repo import publish_task_repo
 from agentfirm.ids import new_id
-from agentfirm.master.decisions import Decider
+from agentfirm.master.decisions import Decider, ReviewDecision
 from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.master.transitions import move
@@ -99,6 +101,8 @@ class MasterAgent:
     decider: Decider
     locks: TaskLocks
     observer: Observer | None = None
+    runner: Runner | None = None
+    """Where the Build Master runs the modules; ``None``: here, in this process."""
     _declined: set[str] = field(default_factory=set)
 
     async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
@@ -232,13 +236,22 @@ class MasterAgent:
         return await self._drive(task_id, task.spec)
 
     async def _hand_off(self, task_id: str, spec: TaskSpec) -> RunResult:
-        repo = await self.repos.create(task_id)
-        await self.repos.write_files(repo, {"spec.json": spec.model_dump_json(indent=2) + "\n"})
+        """Publish the task repo (spec, persona, notebook) in one commit, then drive."""
+        published = await publish_task_repo(
+            self.repos, spec, persona=self.personas.get(spec.persona)
+        )
         task = await self.store.get_task(task_id)
-        task.repo_path = repo
+        task.repo_path = published.location
         await self.store.save_task(task)
-        await self._move(task_id, S.HANDED_OFF, "runner inproc")
+        where = f"runner {self._runner.name}"
+        if published.launch_url:
+            where += f"; launch {published.launch_url}"
+        await self._move(task_id, S.HANDED_OFF, where)
         return await self._drive(task_id, spec)
+
+    @property
+    def _runner(self) -> Runner:
+        return self.runner or InprocRunner(self.build)
 
     async def _drive(self, task_id: str, spec: TaskSpec) -> RunResult:
         """Advance the task from whatever state it is in until it ends or waits for a human who
@@ -253,8 +266,9 @@ class MasterAgent:
                     await self._move(task_id, S.EXECUTING)
                 elif status is S.EXECUTING:
                     notes = await self._revision_notes(task_id)
-                    await self._gated(task_id, partial(self.build.execute, spec, notes=notes))
-                    markdown = await self._stitch(task_id, spec)
+                    markdown = await self._gated(
+                        task_id, partial(self._runner.execute, spec, notes=notes)
+                    )
                     await self._move(task_id, S.AWAITING_REVIEW, "draft stitched")
                 elif status is S.AWAITING_REVIEW:
                     # after a resume the draft in memory died with its process: stitch again
@@ -289,6 +303,10 @@ class MasterAgent:
             return await self._result(task_id, "failed", error=str(err))
 
     async def _stitch(self, task_id: str, spec: TaskSpec) -> str:
+        """The current draft: rebuilt from the store when one was stitched (a resumed task),
+        stitched here otherwise."""
+        with contextlib.suppress(AgentfirmError):
+            return await draft_markdown(self.store, spec)
         _draft, markdown = await self._gated(task_id, partial(self.build.stitch, spec))
         return markdown
 
@@ -296,23 +314,8 @@ class MasterAgent:
         """Ask for the draft's review and record the decision (an approval row). A revision
         marks the modules to re-run pending BEFORE the task moves, so a crash cannot lose it."""
         review = await self.decider.review_draft(task, markdown)
-        approval = Approval(
-            id=new_id("ap"),
-            task_id=task.id,
-            kind="review",
-            payload={"modules": list(review.modules)},
-        )
-        await self.store.create_approval(approval)
-        decision: ApprovalDecision = (
-            "approved"
-            if review.kind == "approve"
-            else "rejected"
-            if review.kind == "reject"
-            else "revise"
-        )
-        await self.store.decide_approval(
-            approval.id, decision, actor=self.decider.actor, notes=review.notes
-        )
+        if not getattr(self.decider, "records_approvals", False):
+            await self._record_review(task.id, review)
         if review.kind == "approve":
             await self._move(task.id, S.ASSEMBLING, review.notes or "draft approved")
             return "approved"
@@ -327,6 +330,27 @@ class MasterAgent:
                 )
         await self._move(task.id, S.REVISING, f"re-run {', '.join(sorted(rerun))}")
         return "revise"
+
+    async def _record_review(self, task_id: str, review: ReviewDecision) -> None:
+        """The review as an approval row, for deciders that do not keep their own (a terminal
+        prompt, ``--yes``): the audit trail, and the notes a resumed revision needs."""
+        approval = Approval(
+            id=new_id("ap"),
+            task_id=task_id,
+            kind="review",
+            payload={"modules": list(review.modules)},
+        )
+        await self.store.create_approval(approval)
+        decision: ApprovalDecision = (
+            "approved"
+            if review.kind == "approve"
+            else "rejected"
+            if review.kind == "reject"
+            else "revise"
+        )
+        await self.store.decide_approval(
+            approval.id, decision, actor=self.decider.actor, notes=review.notes
+        )
 
     async def _revision_notes(self, task_id: str) -> str:
         """The notes of the latest revision, for the modules a revision set pending."""

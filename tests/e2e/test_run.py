@@ -42,12 +42,13 @@ def test_run_json_prints_one_document_and_commits_the_deliverable(cli: Cli) -> N
     assert deliverable.is_file()
     repo = Path(doc["repo"])
     tracked = subprocess.run(
-        ["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"],
+        ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "HEAD"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     assert {"deliverable.md", "spec.json", "quality.json", "costs.json"} <= set(tracked)
+    assert any(name.endswith(".ipynb") for name in tracked)
     committed = subprocess.run(
         ["git", "-C", str(repo), "show", "HEAD:deliverable.md"],
         capture_output=True,
@@ -266,3 +267,21 @@ def test_reject_a_planned_task_and_approving_it_afterwards_is_bad_input(cli: Cli
     assert "Traceback" not in again.stderr
     last = cli("tasks", "show", task_id, "--json").json()["transitions"][-1]
     assert (last["to"], last["reason"]) == ("rejected", "not now")
+
+
+def test_a_task_runs_through_the_generated_notebook_in_a_kernel(cli: Cli) -> None:
+    result = cli("run", REQUEST, "--offline", "--yes", "--json", "--runner", "notebook")
+
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["status"] == "completed"
+    events = cli("tasks", "show", doc["task_id"], "--json").json()
+    assert all(m["status"] == "done" for m in events["modules"])
+    assert any("runner notebook" in t["reason"] for t in events["transitions"])
+
+
+def test_an_unknown_runner_is_bad_input(cli: Cli) -> None:
+    result = cli("run", REQUEST, "--offline", "--yes", "--runner", "cloud")
+
+    assert result.code == 2
+    assert "inproc, notebook or colab" in result.stderr
