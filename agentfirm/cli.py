@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from agentfirm.cli_daemon import daemon_app, tasks_watch
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from agentfirm.app import App
+    from agentfirm.handoff.runners import RunnerName
     from agentfirm.master.agent import Observer, RunResult
     from agentfirm.master.decisions import Decider
     from agentfirm.secrets import Redactor, SecretStore
@@ -53,6 +56,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(daemon_app, name="daemon")
 
 
 @app.callback()
@@ -114,7 +118,7 @@ def _with_app(env: dict[str, str], body: Callable[[App], Awaitable[T]]) -> T:
     ctx = _context(env)
 
     async def main() -> T:
-        app_ = await App.open(ctx.settings, redactor=ctx.redactor, secrets=ctx.secrets)
+        app_ = await App.open(ctx.settings, redactor=ctx.redactor, secrets=ctx.secrets, env=env)
         async with app_:
             return await body(app_)
 
@@ -170,6 +174,13 @@ def _front_end(*, yes: bool, as_json: bool) -> tuple[Console, Decider, Observer 
     return out, decider, None if as_json else ProgressPrinter(out)
 
 
+def _launch_printer(out: Console) -> Callable[[str], None]:
+    def show(url: str) -> None:
+        out.print(f"\n[bold]Open the task notebook in Colab:[/] {url}\n(waiting for its events…)")
+
+    return show
+
+
 def _finish(result: RunResult, *, out: Console, as_json: bool, out_file: Path | None) -> None:
     """Print a finished run (or its JSON) and exit with the documented code."""
     from agentfirm.cli_output import emit_json, print_cost_table
@@ -208,6 +219,7 @@ def _run_task(
     offline: bool,
     out_file: Path | None,
     latency: str | None = None,
+    runner: RunnerName | None = None,
 ) -> None:
     from agentfirm.cli_output import print_plan
     from agentfirm.errors import BadInput
@@ -219,7 +231,7 @@ def _run_task(
     out, decider, observer = _front_end(yes=yes, as_json=as_json)
 
     async def body(app_: App) -> Any:
-        master = app_.master(decider, observer)
+        master = app_.master(decider, observer, runner=runner, on_launch=_launch_printer(out))
         budget_nano = usd_to_nano(
             budget_usd if budget_usd is not None else app_.settings.budget_usd
         )
@@ -258,9 +270,15 @@ def run(
     out_file: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
     ] = None,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner", help="Where modules run: inproc, notebook or colab (default: settings)."
+        ),
+    ] = None,
 ) -> None:
     """Run a request end to end: classify, plan, approve, execute, review, deliver."""
-    del no_daemon  # every run is in-process until the daemon lands
+    del no_daemon  # `run` drives its task here; `agentfirm daemon` hosts tasks for other fronts
     _run_task(
         request,
         persona=persona,
@@ -269,7 +287,19 @@ def run(
         as_json=as_json,
         offline=offline,
         out_file=out_file,
+        runner=_runner_name(runner),
     )
+
+
+def _runner_name(value: str | None) -> RunnerName | None:
+    from agentfirm.errors import BadInput
+
+    names: dict[str, RunnerName] = {"inproc": "inproc", "notebook": "notebook", "colab": "colab"}
+    if value is None:
+        return None
+    if value not in names:
+        raise BadInput(f"--runner {value!r} is not a runner", hint="use inproc, notebook or colab")
+    return names[value]
 
 
 @app.command()
@@ -458,24 +488,10 @@ def tasks_list(
 ) -> None:
     """Tasks, newest first."""
     from agentfirm.cli_output import console, emit_json, print_rows, usd
-    from agentfirm.money import nano_to_float
+    from agentfirm.views import task_rows
 
     async def body(app_: App) -> list[dict[str, Any]]:
-        rows = []
-        for task in await app_.store.list_tasks(limit=limit):
-            spent = sum(e.cost_nano for e in await app_.store.list_ledger(task.id))
-            rows.append(
-                {
-                    "task_id": task.id,
-                    "status": str(task.status),
-                    "persona": task.persona,
-                    "request": task.request,
-                    "budget_usd": nano_to_float(task.budget_nano),
-                    "cost_usd": nano_to_float(spent),
-                    "created_at": task.created_at.isoformat(),
-                }
-            )
-        return rows
+        return await task_rows(app_.store, limit=limit)
 
     rows = _with_app(_env(), body)
     if as_json:
@@ -506,44 +522,10 @@ def tasks_show(
 ) -> None:
     """One task: status, modules, transitions."""
     from agentfirm.cli_output import console, emit_json, print_rows, usd
-    from agentfirm.money import nano_to_float
+    from agentfirm.views import task_detail
 
     async def body(app_: App) -> dict[str, Any]:
-        task = await app_.store.get_task(task_id)
-        runs = await app_.store.list_module_runs(task_id)
-        transitions = await app_.store.list_transitions(task_id)
-        spent = sum(e.cost_nano for e in await app_.store.list_ledger(task_id))
-        data = task.model_dump(mode="json", exclude={"spec"})
-        data["task_id"] = data.pop("id")
-        data["budget_usd"] = nano_to_float(data.pop("budget_nano"))
-        data["cost_usd"] = nano_to_float(spent)
-        data["modules"] = [
-            {
-                "id": r.module_id,
-                "wave": r.wave + 1,
-                "tier": r.tier,
-                "depends_on": r.depends_on,
-                "status": str(r.status),
-                "attempts": r.attempts,
-                "provider": r.provider,
-                "model": r.model,
-                "started_at": r.started_at.isoformat() if r.started_at else None,
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "cost_usd": nano_to_float(r.cost_nano),
-            }
-            for r in runs
-        ]
-        data["transitions"] = [
-            {
-                "from": str(t.from_status) if t.from_status else None,
-                "to": str(t.to_status),
-                "actor": t.actor,
-                "reason": t.reason,
-                "at": t.at.isoformat(),
-            }
-            for t in transitions
-        ]
-        return data
+        return await task_detail(app_.store, task_id)
 
     data = _with_app(_env(), body)
     if as_json:
@@ -582,6 +564,9 @@ def tasks_show(
     )
 
 
+tasks_app.command("watch")(tasks_watch)
+
+
 @app.command()
 def costs(
     task_id: Annotated[str, typer.Argument(help="Task id.")],
@@ -589,11 +574,10 @@ def costs(
 ) -> None:
     """A task's costs: by module, tier and provider, and every call on the ledger."""
     from agentfirm.cli_output import console, emit_json, print_cost_table, print_rows, usd
-    from agentfirm.costs import summarize
+    from agentfirm.views import task_costs
 
     async def body(app_: App) -> dict[str, Any]:
-        await app_.store.get_task(task_id)
-        return summarize(await app_.store.list_ledger(task_id), with_calls=True)
+        return await task_costs(app_.store, task_id)
 
     data = _with_app(_env(), body)
     if as_json:

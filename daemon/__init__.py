@@ -1,5 +1,6 @@
-"""The agentfirm daemon (installed as ``agentfirm.daemon``).
+"""The agentfirm daemon (installed as ``agentfirm.daemon``): hosts the Master Agent behind an HTTP
+API on a Unix socket, so tasks outlive the terminals that started them.
 
-Hosts the Master Agent behind an HTTP API on a Unix socket. Until it lands, every CLI command runs
-in-process (the ``--no-daemon`` path).
+``process`` starts, stops and runs it; ``server`` is the FastAPI app; ``service`` the task host;
+``client`` talks to it over the socket. Heavy imports (FastAPI, uvicorn) stay in those modules.
 """

@@ -1,0 +1,55 @@
+"""``agentfirm db migrate|status``: the system of record's schema, for SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated, Any
+
+import typer
+
+db_app = typer.Typer(help="The database's schema: migrate and status.", no_args_is_help=True)
+
+
+def _url() -> str:
+    from agentfirm.settings import load_settings
+
+    settings = load_settings(dict(os.environ))
+    return settings.database_url or f"sqlite:///{settings.paths.db_path}"
+
+
+@db_app.command("migrate")
+def migrate(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Apply pending migrations (safe while agentfirm runs elsewhere)."""
+    from agentfirm.cli_output import console, emit_json
+    from agentfirm.settings import load_settings
+    from agentfirm.store.db_admin import migrate as run_migrate
+
+    load_settings(dict(os.environ)).paths.ensure()
+    applied = asyncio.run(run_migrate(_url()))
+    if as_json:
+        emit_json({"applied": applied})
+        return
+    out = console()
+    out.print(
+        f"applied migrations {', '.join(map(str, applied))}" if applied else "already up to date"
+    )
+
+
+@db_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Backend, schema version and pending migrations (the URL's password masked)."""
+    from agentfirm.cli_output import console, emit_json
+    from agentfirm.store.db_admin import status as read_status
+
+    data: dict[str, Any] = asyncio.run(read_status(_url()))
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    for key, value in data.items():
+        out.print(f"{key}: {value}")

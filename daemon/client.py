@@ -1,0 +1,218 @@
+"""A client for the daemon's API over its Unix socket (httpx), for the CLI and scripts.
+
+Errors come back as the core's: ``NotFound`` (404), ``BadInput`` (other 4xx), ``DaemonError``
+(5xx, or no daemon listening) — each with the daemon's one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection, Iterator
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from agentfirm.errors import AgentfirmError, BadInput, NotFound
+from agentfirm.settings import Settings
+
+from .process import DaemonError, socket_path, start
+
+_BASE_URL = "http://agentfirm"
+
+
+class DaemonClient:
+    """One connection pool to the daemon at ``socket``. Use as a context manager, or ``close``."""
+
+    def __init__(self, socket: Path | str, *, timeout: float = 30.0) -> None:
+        self.socket = Path(socket)
+        self._http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(socket)), base_url=_BASE_URL, timeout=timeout
+        )
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def _unavailable(self, err: Exception) -> DaemonError:
+        return DaemonError(
+            f"no agentfirm daemon answers at {self.socket} ({type(err).__name__})",
+            hint="start it with `agentfirm daemon start`",
+        )
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            message = str(response.json().get("error") or response.text)
+        except (ValueError, AttributeError):
+            message = response.text or response.reason_phrase
+        if response.status_code == 404:
+            raise NotFound(message)
+        if response.status_code < 500:
+            raise BadInput(message)
+        raise DaemonError(f"the daemon failed: {message}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.TransportError, OSError) as err:
+            raise self._unavailable(err) from err
+        self._raise_for(response)
+        return response.json()
+
+    @staticmethod
+    def _usd(value: Decimal | float | str | None) -> str | None:
+        return None if value is None else str(value)
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", "/health")
+        return data
+
+    def submit(
+        self,
+        request: str,
+        *,
+        persona: str | None = None,
+        budget_usd: Decimal | float | str | None = None,
+        offline: bool = False,
+    ) -> dict[str, Any]:
+        """Create, plan and start a task; it waits for its plan approval. ``{task_id, status,
+        persona}``."""
+        body = {
+            "request": request,
+            "persona": persona,
+            "budget_usd": self._usd(budget_usd),
+            "offline": offline,
+        }
+        data: dict[str, Any] = self._call("POST", "/tasks", json=body)
+        return data
+
+    def tasks(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._call("GET", "/tasks", params={"limit": limit})
+        return data
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", f"/tasks/{task_id}")
+        return data
+
+    def costs(self, task_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", f"/tasks/{task_id}/costs")
+        return data
+
+    def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
+        params = {"pending": "true"} if pending else {}
+        data: list[dict[str, Any]] = self._call("GET", f"/tasks/{task_id}/approvals", params=params)
+        return data
+
+    def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        actor: str | None = None,
+        notes: str = "",
+        budget_usd: Decimal | float | str | None = None,
+        modules: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """Decide an approval (see ``StoreDecider.decide``); returns the decided row."""
+        body = {
+            "decision": decision,
+            "actor": actor,
+            "notes": notes,
+            "budget_usd": self._usd(budget_usd),
+            "modules": list(modules),
+        }
+        data: dict[str, Any] = self._call("POST", f"/approvals/{approval_id}", json=body)
+        return data
+
+    def resume(self, task_id: str, *, budget_usd: Decimal | float | str | None = None) -> Any:
+        return self._call(
+            "POST", f"/tasks/{task_id}/resume", json={"budget_usd": self._usd(budget_usd)}
+        )
+
+    def cancel(self, task_id: str, *, reason: str, actor: str | None = None) -> Any:
+        return self._call(
+            "POST", f"/tasks/{task_id}/cancel", json={"reason": reason, "actor": actor}
+        )
+
+    def personas(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._call("GET", "/personas")
+        return data
+
+    def providers(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", "/providers")
+        return data
+
+    def events(self, task_id: str, *, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+        """The task's events after ``after_seq``, then live ones; ends when the task is final
+        (or the daemon stops: reconnect with the last ``seq`` seen)."""
+        try:
+            with self._http.stream(
+                "GET",
+                f"/tasks/{task_id}/events",
+                params={"after_seq": after_seq},
+                timeout=httpx.Timeout(10.0, read=None),
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except (httpx.TransportError, OSError) as err:
+            raise self._unavailable(err) from err
+
+    def wait_for_approval(
+        self, task_id: str, *, kind: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The task's first pending approval (of ``kind``), polling until it is asked. Raises
+        ``DaemonError`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for approval in self.approvals(task_id, pending=True):
+                if kind is None or approval["kind"] == kind:
+                    return approval
+            if time.monotonic() > deadline:
+                raise DaemonError(f"task {task_id} asked no {kind or ''} approval in {timeout:g}s")
+            time.sleep(0.05)
+
+
+def ensure_running(settings: Settings, *, timeout: float = 30.0) -> DaemonClient:
+    """A client to the daemon of ``settings``, starting the daemon first when none answers."""
+    client = DaemonClient(socket_path(settings.paths))
+    try:
+        client.health()
+    except AgentfirmError:
+        start(settings, timeout=timeout)
+        client.health()
+    return client
+
+
+def submit(
+    settings: Settings,
+    request: str,
+    *,
+    persona: str | None = None,
+    budget_usd: Decimal | float | str | None = None,
+    offline: bool = False,
+) -> dict[str, Any]:
+    """Submit a task to the daemon (started on demand): ``{task_id, status, persona}``."""
+    with ensure_running(settings) as client:
+        return client.submit(request, persona=persona, budget_usd=budget_usd, offline=offline)

@@ -1,0 +1,306 @@
+"""The task host: the daemon's Master Agent, driving every task in the background while front ends
+come and go. Questions for humans are approval rows (``StoreDecider``); the API decides them.
+
+Offline per task: a task submitted with ``offline=true`` is served by a second view of the same
+``App`` whose settings say offline — same store, bus, locks and repos, its own offline router — and
+the choice is recorded in the task spec's assumptions (``OFFLINE_ASSUMPTION``), so a restarted
+daemon serves the task offline too, whatever its own settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import structlog
+
+from agentfirm.app import App
+from agentfirm.config_check import available_providers
+from agentfirm.domain import Approval, ApprovalKind, Event, Task, TaskStatus
+from agentfirm.errors import AgentfirmError, BadInput, ConfigError
+from agentfirm.master.agent import MasterAgent, RunResult
+from agentfirm.master.approvals import StoreDecider, parse_budget
+from agentfirm.master.transitions import move
+from agentfirm.money import usd_to_nano
+from agentfirm.router.chains import resolve_chains
+from agentfirm.secrets import Redactor, SecretStore
+from agentfirm.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+S = TaskStatus
+OFFLINE_ASSUMPTION = (
+    "Served by the offline provider (submitted with offline=true): output is simulated and "
+    "costs are list-price estimates."
+)
+WAITS_FOR: dict[TaskStatus, ApprovalKind] = {
+    S.AWAITING_PLAN_APPROVAL: "plan",
+    S.AWAITING_BUDGET: "budget",
+    S.AWAITING_REVIEW: "review",
+}
+"""Statuses in which a task waits for a human, and the approval kind it waits on."""
+
+
+class ShuttingDown(AgentfirmError):
+    """The daemon is stopping and takes no new work."""
+
+
+def is_offline(task: Task) -> bool:
+    return task.spec is not None and OFFLINE_ASSUMPTION in task.spec.assumptions
+
+
+class TaskHost:
+    """Owns the ``App`` and one background driver (an asyncio task) per task being driven."""
+
+    def __init__(self, app: App, *, poll_interval: float = 1.0) -> None:
+        self.app = app
+        self.decider = StoreDecider(app.store, app.bus, poll_interval=poll_interval)
+        self.stopping = asyncio.Event()
+        self._offline_app: App | None = None
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._stopped: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, redactor: Redactor, secrets: SecretStore
+    ) -> TaskHost:
+        return cls(await App.open(settings, redactor=redactor, secrets=secrets))
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    def driving_count(self) -> int:
+        return sum(1 for driver in self._drivers.values() if not driver.done())
+
+    def driving(self, task_id: str) -> bool:
+        driver = self._drivers.get(task_id)
+        return driver is not None and not driver.done()
+
+    def _master(self, offline: bool) -> MasterAgent:
+        """Raises ``ConfigError`` when no provider can serve a task this way."""
+        if not offline or self.settings.offline:
+            return self.app.master(self.decider)
+        if self._offline_app is None:
+            self._offline_app = dataclasses.replace(
+                self.app, settings=self.settings.model_copy(update={"offline": True}), _router=None
+            )
+        return self._offline_app.master(self.decider)
+
+    def _check_open(self) -> None:
+        if self.stopping.is_set():
+            raise ShuttingDown("the daemon is shutting down", hint="retry once it has restarted")
+
+    # ------------------------------------------------------------------ drivers
+    def _spawn(self, task_id: str, work: Callable[[], Awaitable[RunResult]]) -> None:
+        self._check_open()
+        if self.driving(task_id):
+            raise BadInput(
+                f"task {task_id} is already being driven by the daemon",
+                hint="answer its pending approval instead",
+            )
+        self._drivers[task_id] = asyncio.create_task(self._drive(task_id, work), name=task_id)
+
+    async def _drive(self, task_id: str, work: Callable[[], Awaitable[RunResult]]) -> None:
+        with structlog.contextvars.bound_contextvars(task_id=task_id):
+            try:
+                result = await work()
+                log.info("daemon.task_stopped", status=result.status, error=result.error)
+                if result.status == "budget_exhausted":
+                    await self._abort_if_asked(task_id)
+            except AgentfirmError as err:
+                log.warning("daemon.task_refused", error=str(err))
+            except Exception:
+                log.exception("daemon.task_crashed")
+
+    async def _abort_if_asked(self, task_id: str) -> None:
+        """A budget question answered ``aborted`` ends the task; ``rejected`` leaves it waiting
+        for budget (resumable with a new ceiling)."""
+        budgets = [a for a in await self.app.store.list_approvals(task_id) if a.kind == "budget"]
+        if budgets and budgets[-1].decision == "aborted":
+            await move(
+                self.app.store,
+                self.app.bus,
+                task_id,
+                S.ABORTED,
+                actor=budgets[-1].actor or self.decider.actor,
+                reason=budgets[-1].notes or "aborted at the budget question",
+            )
+
+    async def start(self) -> list[str]:
+        """Resume every unfinished task that is not waiting for a human (or whose question was
+        answered while the daemon was down). Returns their ids."""
+        resumed = []
+        for task in await self.app.store.list_tasks(limit=100_000):
+            if task.status.is_final or self.driving(task.id):
+                continue
+            kind = WAITS_FOR.get(task.status)
+            if kind is not None:
+                answered = await self.decider.current(task.id, kind)
+                if answered is None or answered.decision == "pending":
+                    continue
+                if kind == "budget" and answered.decision == "rejected":
+                    continue  # declined: it waits for a new ceiling (POST /tasks/ID/resume)
+            try:
+                master = self._master(is_offline(task))
+            except ConfigError as err:
+                log.warning("daemon.resume_skipped", task_id=task.id, error=str(err))
+                continue
+            self._spawn(task.id, partial(master.resume, task.id))
+            resumed.append(task.id)
+        log.info("daemon.resumed", count=len(resumed))
+        return resumed
+
+    # ------------------------------------------------------------------ the API's operations
+    async def submit(
+        self,
+        request: str,
+        *,
+        persona: str | None = None,
+        budget_usd: Decimal | None = None,
+        offline: bool = False,
+    ) -> dict[str, Any]:
+        """Create and plan a task, then drive it in the background: it waits for its plan
+        approval first. Bad input and unservable configurations are refused before a task is
+        written."""
+        self._check_open()
+        budget_nano = parse_budget(budget_usd) or usd_to_nano(self.settings.budget_usd)
+        master = self._master(offline)
+        task = await master.intake(request, persona=persona)
+        await master.plan(task)
+        if offline and not self.settings.offline:
+            task = await self.app.store.get_task(task.id)
+            assert task.spec is not None  # plan() saved it
+            task.spec.assumptions.append(OFFLINE_ASSUMPTION)
+            await self.app.store.save_task(task)
+        self._spawn(task.id, partial(master.approve_and_execute, task.id, budget_nano))
+        return {
+            "task_id": task.id,
+            "status": str(S.AWAITING_PLAN_APPROVAL),
+            "persona": task.persona,
+        }
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        actor: str,
+        notes: str = "",
+        budget_usd: Decimal | None = None,
+        modules: Collection[str] = (),
+    ) -> Approval:
+        """Decide an approval; a task nobody is driving (asked before a restart) is resumed so
+        the decision takes effect."""
+        self._check_open()
+        decided = await self.decider.decide(
+            approval_id, decision, actor=actor, notes=notes, budget_usd=budget_usd, modules=modules
+        )
+        if not self.driving(decided.task_id):
+            task = await self.app.store.get_task(decided.task_id)
+            master = self._master(is_offline(task))
+            self._spawn(task.id, partial(master.resume, task.id))
+        return decided
+
+    async def resume(self, task_id: str, *, budget_usd: Decimal | None = None) -> dict[str, Any]:
+        """Drive a stopped task again (a task stopped for budget gets ``budget_usd`` as its new
+        ceiling first)."""
+        task = await self.app.store.get_task(task_id)
+        if task.status.is_final:
+            raise BadInput(f"task {task_id} is already {task.status}: nothing to resume")
+        budget_nano = parse_budget(budget_usd)
+        master = self._master(is_offline(task))
+        self._spawn(task_id, partial(master.resume, task_id, budget_nano=budget_nano))
+        return {"task_id": task_id, "status": str(task.status)}
+
+    async def cancel(self, task_id: str, *, actor: str, reason: str) -> dict[str, Any]:
+        """Stop a task for good: its driver is cancelled (running modules go back to pending),
+        its open questions are marked aborted, and it moves to ``aborted``."""
+        task = await self.app.store.get_task(task_id)
+        if task.status.is_final:
+            raise BadInput(f"task {task_id} is already {task.status}: nothing to cancel")
+        driver = self._drivers.get(task_id)
+        if driver is not None:
+            driver.cancel()
+            await asyncio.wait([driver])
+        self.app.locks.acquire(task_id)  # refuses a task another process is driving
+        for approval in await self.decider.pending(task_id):
+            await self.app.store.decide_approval(approval.id, "aborted", actor=actor, notes=reason)
+        await move(self.app.store, self.app.bus, task_id, S.ABORTED, actor=actor, reason=reason)
+        return {"task_id": task_id, "status": str(S.ABORTED)}
+
+    async def follow(
+        self, task_id: str, *, after_seq: int = 0, poll_interval: float = 0.1
+    ) -> AsyncIterator[Event]:
+        """The task's events after ``after_seq``, then new ones as they come. Ends once the task
+        is final and nothing drives it any more, or when the daemon stops."""
+        last = after_seq
+        quiet_and_final = 0
+        while not self.stopping.is_set():
+            page = await self.app.bus.replay(task_id, after_seq=last)
+            for event in page:
+                yield event
+                last = event.seq
+            if page:
+                quiet_and_final = 0
+                continue
+            task = await self.app.store.get_task(task_id)
+            if task.status.is_final and not self.driving(task_id):
+                quiet_and_final += 1
+                if quiet_and_final > 1:  # one more look for events published after the move
+                    return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_interval):
+                    await self.stopping.wait()
+
+    def providers(self) -> dict[str, Any]:
+        """Provider health (when the router can be built), the tier chains, and what stops the
+        router from being built, if anything."""
+        rows: list[dict[str, Any]] = []
+        problems: list[str] = []
+        try:
+            rows = self.app.router.health_snapshot()
+        except ConfigError as err:
+            problems = list(err.problems)
+        chains: dict[str, list[str]] = {}
+        with contextlib.suppress(ConfigError):
+            resolved = resolve_chains(
+                self.settings, available_providers(self.settings, self.app.secrets)
+            )
+            chains = {tier: [entry.label for entry in chain] for tier, chain in resolved.items()}
+        return {
+            "offline": self.settings.offline,
+            "providers": rows,
+            "chains": chains,
+            "problems": problems,
+        }
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Stop scheduling at once (SIGTERM): no new work, event streams end, and the drivers are
+        cancelled — modules cut short go back to pending — while their last writes finish.
+        Idempotent; ``close`` waits for it."""
+        self.stopping.set()
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop_drivers())
+
+    async def _stop_drivers(self) -> None:
+        drivers = [d for d in self._drivers.values() if not d.done()]
+        for driver in drivers:
+            driver.cancel()
+        if drivers:
+            await asyncio.wait(drivers)
+        log.info("daemon.drivers_stopped", cancelled=len(drivers))
+
+    async def close(self) -> None:
+        """``shutdown``, wait for the drivers, then close the store and bus. The next start
+        resumes the tasks."""
+        self.shutdown()
+        assert self._stopped is not None
+        await self._stopped
+        await self.app.close()
