@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from agentfirm.cli_daemon import daemon_app, tasks_watch
+from agentfirm.cli_db import db_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,6 +58,7 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(daemon_app, name="daemon")
+app.add_typer(db_app, name="db")
 
 
 @app.callback()

@@ -12,9 +12,10 @@ db_app = typer.Typer(help="The database's schema: migrate and status.", no_args_
 
 
 def _url() -> str:
-    from agentfirm.settings import load_settings
+    """The configured database; logging set up first so nothing but the answer hits stdout."""
+    from agentfirm.cli import _context
 
-    settings = load_settings(dict(os.environ))
+    settings = _context(dict(os.environ)).settings
     return settings.database_url or f"sqlite:///{settings.paths.db_path}"
 
 
@@ -24,10 +25,8 @@ def migrate(
 ) -> None:
     """Apply pending migrations (safe while agentfirm runs elsewhere)."""
     from agentfirm.cli_output import console, emit_json
-    from agentfirm.settings import load_settings
     from agentfirm.store.db_admin import migrate as run_migrate
 
-    load_settings(dict(os.environ)).paths.ensure()
     applied = asyncio.run(run_migrate(_url()))
     if as_json:
         emit_json({"applied": applied})
