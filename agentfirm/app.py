@@ -26,6 +26,7 @@ from agentfirm.handoff.runners import (
 from agentfirm.master.agent import MasterAgent, Observer
 from agentfirm.master.decisions import Decider
 from agentfirm.master.task_lock import TaskLocks
+from agentfirm.money import usd_to_nano
 from agentfirm.paths import Paths
 from agentfirm.personas import PersonaLibrary
 from agentfirm.router.router import Router
@@ -159,6 +160,8 @@ class App:
             decider=decider,
             locks=self.locks,
             observer=observer,
+            router=self.router,
+            intake_budget_nano=usd_to_nano(self.settings.budget_usd),
             runner=runner_for(
                 name,
                 build=build,

@@ -51,6 +51,11 @@ class TerminalDecider:
                 return answer
             self.out.print(f"  type a number from 1 to {len(candidates)}")
 
+    async def clarify(self, task: Task, questions: Sequence[str]) -> list[tuple[str, str]]:
+        """Ask each question; a blank answer leaves it to an assumption."""
+        self.out.print(f"\n[bold]Before planning, {len(questions)} question(s)[/] (blank: assume)")
+        return [(q, (await self._input(f"  {q}\n  > ")).strip()) for q in questions]
+
     async def approve_plan(
         self, task: Task, plan: Plan, estimate: Estimate, budget_nano: int
     ) -> PlanDecision:

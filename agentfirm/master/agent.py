@@ -13,11 +13,12 @@ import json
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from agentfirm.build.master import BuildMaster
+from agentfirm.build.subagent import RouterLike
 from agentfirm.bus.base import Bus
 from agentfirm.costs import summarize
 from agentfirm.domain import (
@@ -29,18 +30,23 @@ from agentfirm.domain import (
     Task,
     TaskSpec,
     TaskStatus,
+    Tier,
 )
-from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, TaskRejected
+from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, ConfigError, TaskRejected
 from agentfirm.handoff.repos import RepoBackend
 from agentfirm.handoff.runners import InprocRunner, Runner, draft_markdown
 from agentfirm.handoff.task_repo import publish_task_repo
 from agentfirm.ids import new_id
+from agentfirm.master.clarify import assumptions_for, assumptions_from_answers, clarifying_questions
+from agentfirm.master.classify import classify_request
 from agentfirm.master.decisions import Decider, ReviewDecision
 from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
+from agentfirm.master.planning import adapt_plan
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.master.transitions import move
 from agentfirm.money import nano_to_float, usd_to_nano
 from agentfirm.personas import PersonaLibrary
+from agentfirm.router.base import ChainEntry
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -78,6 +84,12 @@ class RunResult:
         return out
 
 
+class MasterRouter(RouterLike, Protocol):
+    """What the Master Agent needs of the Model Router: calls, and which model serves a tier."""
+
+    def entry_for(self, tier: Tier) -> ChainEntry: ...
+
+
 class _BudgetStop(Exception):
     """Internal: the human (or --yes) declined to add budget."""
 
@@ -103,36 +115,77 @@ class MasterAgent:
     observer: Observer | None = None
     runner: Runner | None = None
     """Where the Build Master runs the modules; ``None``: here, in this process."""
+    router: MasterRouter | None = None
+    """For the Master's own calls (classification, clarification, planning); ``None``:
+    keywords and templates only."""
+    intake_budget_nano: int = 0
+    """The ceiling a new task starts with, before a plan and its budget are approved."""
     _declined: set[str] = field(default_factory=set)
 
     async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
         await move(self.store, self.bus, task_id, to, actor=self.decider.actor, reason=reason)
 
     # ------------------------------------------------------------------ intake → plan
+    def _model_can(self, tier: Tier) -> bool:
+        """Whether a real model serves ``tier``. The offline provider's output is a schema-true
+        simulation: good for running modules, meaningless for choosing a persona or reshaping
+        a plan, so those decisions fall back to keywords and the template offline."""
+        if self.router is None:
+            return False
+        try:
+            return self.router.entry_for(tier).provider != "offline"
+        except ConfigError:
+            return False
+
+    async def _create(self, request: str, persona: str | None) -> Task:
+        task = Task(id=new_id("t"), request=request, persona=persona)
+        self.locks.acquire(task.id)
+        await self.store.create_task(task, actor=self.decider.actor)
+        if self.intake_budget_nano:  # pays for classification, clarification and planning
+            await self.store.set_budget(task.id, self.intake_budget_nano)
+        return task
+
     async def intake(self, request: str, *, persona: str | None = None) -> Task:
-        """Create the task and classify it. Bad input (empty request, unknown persona) is refused
-        before anything is written."""
+        """Create the task and classify it: ``--persona``, else keywords, else (with a real
+        model) a utility-tier call, else the decider is asked. Bad input (empty request, unknown
+        persona, no persona under ``--yes``) is refused before anything is written — except
+        after an LLM classification, whose ledger rows keep their task (marked failed)."""
         request = request.strip()
         if not request:
             raise BadInput("the request is empty", hint='say what you need, e.g. agentfirm run "…"')
         chosen = self.personas.get(persona).id if persona else None
         classification = self.personas.classify(request)
-        if chosen is None and classification.persona is None:
+        task: Task | None = None
+        if chosen is None and classification.persona is None and self._model_can("utility"):
+            task = await self._create(request, None)
+            classification = await classify_request(
+                self.personas, request, router=self.router, task_id=task.id
+            )
+        if chosen is not None:
+            reason = "--persona"
+        elif classification.persona is not None:
+            chosen = classification.persona
+            words = ", ".join(classification.matched.get(chosen, []))
+            reason = classification.reason or f"{classification.stage}: {words}"
+        else:
             ranked = sorted(classification.scores, key=lambda p: -classification.scores[p])
             candidates = ranked or [p.id for p in self.personas.all()]
-            chosen = self.personas.get(
-                await self.decider.choose_persona(request, candidates, classification.scores)
-            ).id
+            try:
+                picked = await self.decider.choose_persona(
+                    request, candidates, classification.scores
+                )
+            except BadInput as err:
+                if task is not None:
+                    await self._move(task.id, S.CLASSIFIED, "no persona fits")
+                    await self._move(task.id, S.FAILED, str(err))
+                raise
+            chosen = self.personas.get(picked).id
             reason = f"chosen by {self.decider.actor}"
-        elif chosen is None:
-            chosen = classification.persona
-            words = ", ".join(classification.matched.get(chosen or "", []))
-            reason = f"keywords: {words}"
+        if task is None:
+            task = await self._create(request, chosen)
         else:
-            reason = "--persona"
-        task = Task(id=new_id("t"), request=request, persona=chosen)
-        self.locks.acquire(task.id)
-        await self.store.create_task(task, actor=self.decider.actor)
+            task.persona = chosen
+            await self.store.save_task(task)
         await self._move(task.id, S.CLASSIFIED, reason)
         return await self.store.get_task(task.id)
 
@@ -140,9 +193,37 @@ class MasterAgent:
         return estimate_plan(spec.plan, self.pricing, checklist_items=len(spec.quality_checklist))
 
     async def plan(self, task: Task) -> tuple[TaskSpec, Estimate]:
-        """Plan a classified task and leave it awaiting plan approval."""
+        """Clarify if the request is ambiguous (asking the decider, or recording assumptions),
+        adapt the persona's template to it, and leave the task awaiting plan approval."""
         persona = self.personas.get(task.persona or "")
-        plan = persona.to_plan()
+        questions: list[str] = []
+        if self.router is not None:
+            questions = await clarifying_questions(
+                self.router, persona=persona, request=task.request, task_id=task.id
+            )
+        answers: list[tuple[str, str]] = []
+        assumptions: list[str] = []
+        if questions:
+            await self._move(task.id, S.CLARIFYING, f"{len(questions)} question(s)")
+            ask = getattr(self.decider, "clarify", None)
+            got = await ask(task, questions) if ask is not None else None
+            if got is None:
+                assumptions = assumptions_for(questions)
+            else:
+                answers = list(got)
+                assumptions = assumptions_from_answers(answers)
+        if self._model_can("reasoning") and self.router is not None:
+            outcome = await adapt_plan(
+                self.router,
+                persona=persona,
+                request=task.request,
+                answers=answers,
+                task_id=task.id,
+            )
+            plan, why = outcome.plan, outcome.reason
+        else:
+            plan = persona.to_plan()
+            why = f"template {persona.id} as is (no real model to adapt it)"
         spec = TaskSpec(
             task_id=task.id,
             request=task.request,
@@ -151,14 +232,12 @@ class MasterAgent:
             plan=plan,
             quality_checklist=list(persona.quality_checklist),
             budget_nano=0,
-            assumptions=[
-                "The request is taken as written: no clarifying questions were asked.",
-                f"The {persona.name} template is used as is.",
-            ],
+            assumptions=[*(assumptions or ["The request is taken as written."]), f"Plan: {why}"],
         )
+        task = await self.store.get_task(task.id)
         task.spec = spec
         await self.store.save_task(task)
-        await self._move(task.id, S.PLANNED, f"template {persona.id}, {len(plan.modules)} modules")
+        await self._move(task.id, S.PLANNED, f"{why}; {len(plan.modules)} modules")
         await self._move(task.id, S.AWAITING_PLAN_APPROVAL)
         return spec, self.estimate(spec)
 

@@ -50,6 +50,9 @@ class Decider(Protocol):
 
     async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision: ...
 
+    # Optional: ``async def clarify(self, task, questions) -> list[tuple[str, str]] | None``.
+    # Deciders without it (or returning None) cannot ask: the questions become assumptions.
+
 
 class AutoDecider:
     """``--yes``: approve the plan at the given budget, never add budget, approve the draft.
