@@ -716,6 +716,94 @@ def classify(
         out.print(f"  {persona}: {result.scores.get(persona, 0):g}  ({', '.join(words)})")
 
 
+@app.command()
+def providers(as_json: JsonOpt = False) -> None:
+    """Each provider's health (state, error rate, latency) and the tier chains.
+
+    Health is what the daemon has seen; without a running daemon it is this process's view
+    (every provider closed, no calls yet)."""
+    from agentfirm.cli_output import console, emit_json, print_rows
+    from agentfirm.daemon import process  # type: ignore[import-not-found]
+
+    ctx = _context(_env())
+    data: dict[str, Any]
+    if process.running_pid(ctx.settings.paths) is not None:
+        from agentfirm.daemon.client import DaemonClient  # type: ignore[import-not-found]
+
+        data = DaemonClient(process.socket_path(ctx.settings.paths)).providers()
+        data["source"] = "daemon"
+    else:
+
+        async def body(app_: App) -> dict[str, Any]:
+            from agentfirm.config_check import available_providers
+            from agentfirm.router.chains import resolve_chains
+
+            resolved = resolve_chains(
+                app_.settings, available_providers(app_.settings, app_.secrets)
+            )
+            chains = {tier: [entry.label for entry in chain] for tier, chain in resolved.items()}
+            try:
+                rows = app_.router.health_snapshot()
+                problems: list[str] = []
+            except ConfigError as err:
+                rows, problems = [], list(err.problems)
+            return {"providers": rows, "chains": chains, "problems": problems}
+
+        from agentfirm.errors import ConfigError
+
+        data = _with_app(_env(), body)
+        data["source"] = "local"
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    print_rows(
+        out,
+        ["provider", "state", "error rate", "p50 ms", "calls", "key"],
+        [
+            [
+                str(row.get("provider")),
+                str(row.get("state")),
+                f"{float(row.get('error_rate') or 0):.0%}",
+                "—" if row.get("p50_latency_ms") is None else str(row.get("p50_latency_ms")),
+                str(row.get("calls", 0)),
+                "refused" if row.get("key_refused") else "ok",
+            ]
+            for row in data.get("providers", [])
+        ],
+    )
+    for tier, chain in data.get("chains", {}).items():
+        out.print(f"{tier:<10} " + " → ".join(chain))
+    for problem in data.get("problems", []):
+        out.print(f"[yellow]{problem}[/]")
+    if data["source"] == "local":
+        out.print("[dim](no daemon running: health starts empty in this process)[/]")
+
+
+@personas_app.command("new")
+def personas_new(
+    persona_id: Annotated[str, typer.Argument(help="Id and file stem, e.g. grant_proposal.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write (default: your personas dir).")
+    ] = None,
+) -> None:
+    """Write a valid, commented starter persona to edit (never overwrites)."""
+    from agentfirm.cli_output import console
+    from agentfirm.errors import BadInput
+    from agentfirm.persona_scaffold import scaffold_persona
+
+    ctx = _context(_env())
+    text = scaffold_persona(persona_id, name or persona_id.replace("_", " ").title())
+    target_dir = directory or ctx.settings.paths.config_dir / "personas"
+    target = target_dir / f"{persona_id}.yaml"
+    if target.exists():
+        raise BadInput(f"{target} exists already", hint="pick another id or edit that file")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    console().print(f"wrote {target} — edit it, then: agentfirm personas validate {target}")
+
+
 # ---------------------------------------------------------------------------- config / secrets
 @config_app.command("check")
 def config_check() -> None:

@@ -286,3 +286,24 @@ def test_an_unknown_runner_is_bad_input(cli: Cli) -> None:
 
     assert result.code == 2
     assert "inproc, notebook or colab" in result.stderr
+
+
+def test_providers_shows_health_rows_and_the_tier_chains(cli: Cli) -> None:
+    result = cli("providers", "--json", env={"AGENTFIRM_OFFLINE": "1"})
+
+    assert result.code == 0, result.stderr
+    data = result.json()
+    assert [row["provider"] for row in data["providers"]] == ["offline"]
+    assert data["providers"][0]["state"] == "closed"
+    assert data["chains"]["reasoning"][0].startswith("offline:")
+
+
+def test_personas_new_writes_a_valid_persona_the_library_then_lists(cli: Cli, home: Path) -> None:
+    created = cli("personas", "new", "grant_proposal")
+    path = home / "config" / "personas" / "grant_proposal.yaml"
+
+    assert created.code == 0, created.stderr
+    assert cli("personas", "validate", str(path)).code == 0
+    listed = {p["id"] for p in cli("personas", "list", "--json").json()}
+    assert "grant_proposal" in listed
+    assert cli("personas", "new", "grant_proposal").code == 2  # never overwrites
