@@ -1,0 +1,149 @@
+"""The work queue: approved tasks waiting for a worker, on the Redis stream ``agentfirm:work`` read
+through one consumer group (ARCHITECTURE.md §7, issue 4).
+
+A worker claims an entry, keeps it fresh with ``touch`` while it runs the task, and acks it when
+done. An entry idle for longer than ``min_idle_ms`` belongs to a worker that died: the next
+``claim`` takes it over (XAUTOCLAIM) before taking new work. Delivery is at least once — a claim
+whose reply was lost, or a worker presumed dead that was only slow, means a task can be handed out
+twice — so running a claimed task must be idempotent (the store's task lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar, cast
+
+import redis.exceptions
+from redis.asyncio import Redis
+
+from agentfirm.bus.redis_conn import connect, redis_location, retry_unreachable
+
+T = TypeVar("T")
+
+WORK_STREAM = "agentfirm:work"
+
+# A stream entry as redis-py returns it with ``decode_responses=True``.
+_Entry = tuple[str, dict[str, str]]
+
+# KEYS: work stream. ARGV: group, consumer, entry id. Resets the entry's idle time only while the
+# consumer still holds it (1): a slow worker never takes back work another one reclaimed (0).
+_TOUCH = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"""
+
+
+class WorkClaim(NamedTuple):
+    """A work entry now held by the claiming consumer; ``ack`` it when the task is done."""
+
+    entry_id: str
+    task_id: str
+
+
+class RedisWorkQueue:
+    """The ``agentfirm:work`` stream and its consumer group ``group``. A call taking longer than
+    ``io_timeout`` s (plus its own wait) counts as Redis being unreachable; calls retry for
+    ``patience`` s while Redis is unreachable, then raise ``BusUnavailable``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        group: str = "workers",
+        stream: str = WORK_STREAM,
+        io_timeout: float = 5.0,
+        patience: float = 30.0,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self.group = group
+        self.stream = stream
+        self._url = url
+        self._io_timeout = io_timeout
+        self._patience = patience
+        self._max_backoff = max_backoff
+        self._redis: Redis | None = None
+
+    async def open(self) -> None:
+        """Create the client; no connection is made until the first call."""
+        if self._redis is None:
+            self._redis = connect(self._url, connect_timeout=self._io_timeout)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            client, self._redis = self._redis, None
+            await client.aclose()
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("work queue is not open: call open() first")
+        return self._redis
+
+    async def _call(self, call: Callable[[Redis], Awaitable[T]], *, wait_ms: int = 0) -> T:
+        client = self._client()
+        return await retry_unreachable(
+            lambda: call(client),
+            attempt_timeout=self._io_timeout + wait_ms / 1000,
+            patience=self._patience,
+            max_backoff=self._max_backoff,
+            where=redis_location(client),
+        )
+
+    async def _in_group(self, call: Callable[[Redis], Awaitable[T]], *, wait_ms: int = 0) -> T:
+        """``call``, creating the group first when Redis does not know it (first use, or a Redis
+        that restarted empty)."""
+        try:
+            return await self._call(call, wait_ms=wait_ms)
+        except redis.exceptions.ResponseError as err:
+            if "NOGROUP" not in str(err):
+                raise
+        try:
+            await self._call(
+                lambda c: c.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            )
+        except redis.exceptions.ResponseError as err:
+            if "BUSYGROUP" not in str(err):  # another worker created it first: fine
+                raise
+        return await self._call(call, wait_ms=wait_ms)
+
+    async def enqueue(self, task_id: str) -> str:
+        """Queue a task for execution; the entry id."""
+        entry_id = await self._call(lambda c: c.xadd(self.stream, {"task_id": task_id}))
+        return str(entry_id)
+
+    async def claim(
+        self, consumer: str, *, block_ms: int | None = 1000, min_idle_ms: int = 60_000
+    ) -> WorkClaim | None:
+        """The entry of a dead worker (idle ≥ ``min_idle_ms``) if there is one, else a new entry,
+        waiting up to ``block_ms`` for one (None: do not wait). None when there is no work."""
+        reclaimed = await self._in_group(
+            lambda c: c.xautoclaim(self.stream, self.group, consumer, min_idle_ms, "0-0", count=1)
+        )
+        entries = cast(list[_Entry], reclaimed[1])
+        if not entries:
+            reply = await self._in_group(
+                lambda c: c.xreadgroup(
+                    self.group, consumer, {self.stream: ">"}, count=1, block=block_ms
+                ),
+                wait_ms=block_ms or 0,
+            )
+            for _stream, stream_entries in cast(list[tuple[str, list[_Entry]]], reply):
+                entries += stream_entries
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        return WorkClaim(entry_id=entry_id, task_id=fields["task_id"])
+
+    async def touch(self, consumer: str, entry_id: str) -> bool:
+        """Reset the entry's idle time so nobody reclaims it; False when ``consumer`` no longer
+        holds it (it was reclaimed, or acked): stop working on it."""
+        touched = await self._in_group(
+            lambda c: c.eval(_TOUCH, 1, self.stream, self.group, consumer, entry_id)
+        )
+        return bool(touched)
+
+    async def ack(self, entry_id: str) -> bool:
+        """Mark the entry done; False when it was not pending (already acked)."""
+        acked = await self._in_group(lambda c: c.xack(self.stream, self.group, entry_id))
+        return bool(acked)
