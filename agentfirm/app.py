@@ -51,6 +51,20 @@ def _store_for(settings: Settings) -> Store:
     return SQLiteStore(path)
 
 
+def _bus_for(settings: Settings) -> Bus:
+    """Redis Streams when ``redis_url`` is set (with a disk outbox in the data dir, so events
+    published while Redis is away are delivered later, in order), else the embedded log."""
+    if settings.redis_url:
+        from agentfirm.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(
+            settings.redis_url, outbox_path=settings.paths.data_dir / "outbox.db"
+        )
+    from agentfirm.bus.sqlite_log import SQLiteLogBus
+
+    return SQLiteLogBus(settings.paths.bus_path)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -81,6 +95,8 @@ class App:
                 self.store,
                 available=available_providers(self.settings, self.secrets),
                 redact=self.redactor.redact,
+                env=self.env,
+                get_secret=self.secrets.get,
             )
         return self._router
 
@@ -95,21 +111,12 @@ class App:
     ) -> App:
         """Open every backend the settings select. Raises ``ConfigError`` for a backend this
         build cannot serve, before anything is written."""
-        from agentfirm.bus.sqlite_log import SQLiteLogBus
-
         paths = settings.paths
-        if settings.redis_url:
-            raise ConfigError(
-                [
-                    "redis_url: the Redis bus is not wired into this build yet — unset "
-                    "AGENTFIRM_REDIS_URL to use the embedded SQLite bus"
-                ]
-            )
         paths.ensure()
         store = _store_for(settings)
         personas = PersonaLibrary.load([paths.config_dir / "personas"])
         await store.open()
-        bus = SQLiteLogBus(paths.bus_path)
+        bus = _bus_for(settings)
         try:
             await bus.open()
         except BaseException:
@@ -177,6 +184,8 @@ class App:
 
     async def close(self) -> None:
         self.locks.release_all()
+        if self._router is not None:
+            await self._router.aclose()
         await self.bus.close()
         await self.store.close()
 

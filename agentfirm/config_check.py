@@ -3,20 +3,12 @@ at once — chains that name providers without keys, models without a list price
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from agentfirm.errors import ConfigError
 from agentfirm.router.chains import resolve_chains
 from agentfirm.router.pricing import Pricer
+from agentfirm.router.providers import PROVIDER_KEYS
 from agentfirm.secrets import SecretStore
 from agentfirm.settings import Settings
-
-# Which secret makes which provider available (first found wins).
-PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = {
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "openai": ("OPENAI_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
 
 
 def available_providers(settings: Settings, secrets: SecretStore) -> set[str]:

@@ -59,31 +59,35 @@ def render_upstream(upstream: Mapping[str, Artifact], *, level: int) -> str:
     return "\n".join(parts)
 
 
-def _system_prompt(spec: TaskSpec, module: ModuleSpec) -> str:
+def _system_prompt(spec: TaskSpec) -> str:
     firm = spec.persona_name or spec.persona
     return (
         f"You are a specialist on a {firm} consulting team. Other specialists handle the other "
-        f"modules of this engagement; do only your module, '{module.title or module.id}', and "
-        "build on the upstream outputs you are given rather than redoing them. Answer with one "
-        f"JSON object that fills the given schema ({module.output_type}) completely; state "
-        "uncertainty inside the fields instead of leaving them out."
+        "modules of this engagement; do only the module you are given, and build on the "
+        "upstream outputs you are given rather than redoing them. Answer with one JSON object "
+        "that fills the given schema completely; state uncertainty inside the fields instead "
+        "of leaving them out."
     )
 
 
-def _user_prompt(
-    spec: TaskSpec,
+def _shared_prompt(spec: TaskSpec) -> str:
+    parts = [f"# Client request\n\n{spec.request}"]
+    if spec.assumptions:
+        parts.append("# Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions))
+    return "\n\n".join(parts)
+
+
+def _module_prompt(
     module: ModuleSpec,
     upstream: Mapping[str, Artifact],
     notes: str,
     previous: Artifact | None,
 ) -> str:
     parts = [
-        f"# Client request\n\n{spec.request}",
-        f"# Your module: {module.title or module.id} (`{module.id}`)\n\n"
+        f"# Your module: {module.title or module.id} (`{module.id}`, output "
+        f"{module.output_type})\n\n"
         f"{module.brief or 'Produce this module for the request above.'}",
     ]
-    if spec.assumptions:
-        parts.append("# Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions))
     if upstream:
         parts.append("# Upstream outputs\n\n" + render_upstream(upstream, level=2))
     if notes:
@@ -102,10 +106,14 @@ def build_messages(
     notes: str = "",
     previous: Artifact | None = None,
 ) -> list[Message]:
-    """The scoped brief: a system message (role and rules) and a user message (the work)."""
+    """The scoped brief. The first two messages — the team's rules and the engagement (request
+    and assumptions) — are the same for every module of the task, so they are marked as a
+    cacheable prefix: providers with prompt caching bill sibling sub-agents the cached rate for
+    it. The third message is this module's work: its brief, upstream outputs, revision notes."""
     return [
-        Message("system", _system_prompt(spec, module)),
-        Message("user", _user_prompt(spec, module, upstream, notes, previous)),
+        Message("system", _system_prompt(spec)),
+        Message("user", _shared_prompt(spec), cache=True),
+        Message("user", _module_prompt(module, upstream, notes, previous)),
     ]
 
 

@@ -493,6 +493,11 @@ class MasterAgent:
                 await self._handle(event)
 
     async def _drain(self, task_id: str) -> None:
+        drained = getattr(self.bus, "wait_drained", None)
+        if drained is not None:  # a bus with an outbox: what it still holds is not replayable yet
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await drained()
         for event in await self.bus.replay(task_id, after_seq=await self._last_seq(task_id)):
             await self._handle(event)
 

@@ -58,10 +58,11 @@ async def finish(work: Awaitable[_T]) -> _T:
             cancelled = True
         except BaseException:
             break  # ``work`` failed: its exception is raised below
-    result = task.result()
     if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation wins over the outcome
         raise asyncio.CancelledError
-    return result
+    return task.result()
 
 
 class Attempts:

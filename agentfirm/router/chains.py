@@ -16,12 +16,12 @@ OFFLINE = "offline"
 DEFAULT_CHAINS: Mapping[Tier, tuple[str, ...]] = MappingProxyType(
     {
         "reasoning": (
-            "anthropic:claude-opus-4-5",
+            "anthropic:claude-opus-4-6",
             "openai:gpt-5",
             "gemini:gemini-2.5-pro",
         ),
         "execution": (
-            "anthropic:claude-sonnet-4-5",
+            "anthropic:claude-sonnet-4-6",
             "openai:gpt-5-mini",
             "gemini:gemini-2.5-flash",
         ),

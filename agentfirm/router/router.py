@@ -284,9 +284,6 @@ class Router:
         both failed transiently or the provider refused its key. The first attempt's health
         check is the caller's; the retry is skipped when the first failure opened the circuit."""
         for retry in (False, True):
-            if retry and not self._health.allow(entry.provider, force=force):
-                failures.append(f"{entry.label}: not retried, its circuit opened")
-                return None
             attempts.append(entry.label)
             try:
                 return await self._attempts.run(entry, request, task_id, module_id)
@@ -294,11 +291,19 @@ class Router:
                 failures.append(f"{entry.label}: {self._redact(str(err))}")
                 if retry:
                     return None
+                if not self._health.allow(entry.provider, force=force):
+                    failures.append(f"{entry.label}: not retried, its circuit opened")
+                    return None
                 await self._sleep(self._retry_delay(err))
             except ProviderAuthError as err:
                 failures.append(f"{entry.label}: {self._redact(str(err))}")
                 if entry.provider not in self._refused:
-                    log.error("router.key_refused", provider=entry.provider, key=err.key_env)
+                    log.error(
+                        "router.key_refused",
+                        provider=entry.provider,
+                        key=err.key_env,
+                        error=self._redact(str(err)),
+                    )
                 self._refused.add(entry.provider)
                 return None
         return None

@@ -37,6 +37,9 @@ async def open_sqlite(path: Path) -> aiosqlite.Connection:
         # busy_timeout first, so switching to WAL also waits for another process's lock.
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL never corrupts and loses nothing when a process dies; only an OS
+        # crash may roll back the last commits. It halves the router's per-call store time.
+        await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
     except BaseException:
         await db.close()

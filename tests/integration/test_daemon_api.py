@@ -202,7 +202,6 @@ async def test_cancel_aborts_a_waiting_task_and_its_open_question(api: Api) -> N
         ({"request": "   ", "offline": True}, 400, "empty"),
         ({"request": "write me a limerick about otters", "offline": True}, 400, "persona"),
         ({"request": REQUEST, "persona": "nosuch", "offline": True}, 404, "nosuch"),
-        ({"request": REQUEST}, 400, "offline"),
     ],
 )
 async def test_bad_submissions_are_refused_in_one_line_before_a_task_is_written(

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 KEY = "sk-proj-test-key-0000000001"
 MODEL = "gpt-5-mini"
+NO_SECRETS: dict[str, str] = {}
 STRICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"headline": {"type": "string"}, "risks": {"type": "array"}},
@@ -270,7 +271,7 @@ async def test_rejected_key_is_an_auth_error_naming_the_variable(
 async def test_compatible_server_without_a_key_is_called_with_a_placeholder(
     fake: OpenAIFake,
 ) -> None:
-    compat = OpenAIProvider.openai_compat(get_secret={}.get, base_url=f"{fake.url}/v1")
+    compat = OpenAIProvider.openai_compat(get_secret=NO_SECRETS.get, base_url=f"{fake.url}/v1")
     try:
         response = await compat.complete(request(model="llama3.1:8b"))
     finally:
@@ -297,7 +298,7 @@ async def test_compatible_server_rejecting_its_key_names_the_compat_variable(
     fake: OpenAIFake,
 ) -> None:
     fake.script(fake.unauthorized())
-    compat = OpenAIProvider.openai_compat(get_secret={}.get, base_url=f"{fake.url}/v1")
+    compat = OpenAIProvider.openai_compat(get_secret=NO_SECRETS.get, base_url=f"{fake.url}/v1")
     try:
         with pytest.raises(ProviderAuthError, match="AGENTFIRM_OPENAI_COMPAT_API_KEY"):
             await compat.complete(request(model="llama3.1:8b"))

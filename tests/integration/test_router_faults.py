@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from agentfirm.router import build_router
 from agentfirm.router.base import Message
 from agentfirm.router.health import BreakerPolicy, Health
 from agentfirm.router.providers.anthropic import AnthropicProvider
 from agentfirm.router.providers.openai import OpenAIProvider
+from agentfirm.settings import Settings, load_settings
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.anthropic_fake import AnthropicFake, AnthropicUsage
 from tests.fakes.http_fake import Recorded, Reply, running
@@ -64,7 +66,7 @@ def _fresh(anthropic_fake: AnthropicFake, openai_fake: OpenAIFake) -> None:
 async def providers(
     anthropic_fake: AnthropicFake, openai_fake: OpenAIFake
 ) -> AsyncIterator[dict[str, Any]]:
-    opened = {
+    opened: dict[str, Any] = {
         "anthropic": AnthropicProvider(get_secret=SECRETS.get, base_url=anthropic_fake.url),
         "openai": OpenAIProvider(get_secret=SECRETS.get, base_url=f"{openai_fake.url}/v1"),
     }
@@ -289,3 +291,60 @@ async def test_cancelled_call_releases_its_reservation_and_leaves_an_error_row(
     assert (row.outcome, row.error) == ("error", "CancelledError: ")
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (0, 0)
+
+
+# --- wiring from settings ------------------------------------------------------------------------
+
+
+def settings_for(tmp_path: Path, **env: str) -> Settings:
+    return load_settings({"AGENTFIRM_HOME": str(tmp_path), **env}, cwd=tmp_path)
+
+
+async def test_built_router_registers_keyed_providers_at_their_base_urls(
+    tmp_path: Path, anthropic_fake: AnthropicFake, openai_fake: OpenAIFake, store: SQLiteStore
+) -> None:
+    env = {"ANTHROPIC_BASE_URL": anthropic_fake.url, "OPENAI_BASE_URL": f"{openai_fake.url}/v1"}
+    router = build_router(settings_for(tmp_path), store, env=env, get_secret=SECRETS.get)
+    task_id = await funded_task(store)
+    try:
+        result = await router.call(tier="utility", messages=module_messages("m01"), task_id=task_id)
+    finally:
+        await router.aclose()
+
+    assert (result.provider, result.model) == ("anthropic", "claude-haiku-4-5")
+    assert [r.body["model"] for r in anthropic_fake.requests] == ["claude-haiku-4-5"]
+    assert [r["provider"] for r in router.health_snapshot()] == ["anthropic", "offline", "openai"]
+
+
+async def test_built_router_serves_an_openai_compatible_server_without_a_key(
+    tmp_path: Path, openai_fake: OpenAIFake, store: SQLiteStore
+) -> None:
+    openai_fake.reset()
+    settings = settings_for(
+        tmp_path,
+        AGENTFIRM_OPENAI_COMPAT_BASE_URL=f"{openai_fake.url}/v1",
+        AGENTFIRM_TIERS__UTILITY='["openai_compat:llama3.1:8b"]',
+        AGENTFIRM_PRICES='{"llama3.1:8b": {"input_per_mtok": "0.1", "output_per_mtok": "0.2"}}',
+    )
+    router = build_router(settings, store)
+    task_id = await funded_task(store)
+    try:
+        result = await router.call(tier="utility", messages=module_messages("m01"), task_id=task_id)
+    finally:
+        await router.aclose()
+
+    [sent] = openai_fake.requests
+    assert (result.provider, sent.body["model"]) == ("openai_compat", "llama3.1:8b")
+    assert sent.headers["authorization"] == "Bearer no-key"
+    # The fake's default usage: 28 tokens in at $0.1/M, 9 out at $0.2/M.
+    assert result.cost_nano == 28 * 100 + 9 * 200
+
+
+def test_offline_router_builds_no_sdk_provider_even_with_keys(
+    tmp_path: Path, store: SQLiteStore
+) -> None:
+    settings = settings_for(tmp_path, AGENTFIRM_OFFLINE="1")
+
+    router = build_router(settings, store, get_secret=SECRETS.get)
+
+    assert [r["provider"] for r in router.health_snapshot()] == ["offline"]

@@ -161,7 +161,7 @@ async def run_scenario(directory: Path, ceiling_nano: int, plans: list[CallPlan]
             chains={"execution": [ENTRY]},
             providers={"scripted": provider},
             pricer=PRICER,
-            store=CancellingStore(store, provider),  # type: ignore[arg-type]
+            store=CancellingStore(store, provider),
             sleep=Sleeps(),
         )
         for index, plan in enumerate(plans):

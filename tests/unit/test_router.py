@@ -497,8 +497,9 @@ async def test_offline_router_ledgers_simulated_calls_at_the_simulated_models_pr
     )
 
     [row] = await store.list_ledger(task_id)
-    assert (row.provider, row.model, row.simulated) == ("offline", "claude-sonnet-4-5", True)
-    expected = Pricer().price_nano(ChainEntry("anthropic", "claude-sonnet-4-5"), result.usage)
+    simulated = parse_entry(DEFAULT_CHAINS["execution"][0])
+    assert (row.provider, row.model, row.simulated) == ("offline", simulated.model, True)
+    expected = Pricer().price_nano(simulated, result.usage)
     assert row.cost_nano == expected > 0
     assert result.data is not None
     assert result.data["answer"].startswith("[simulated]")
@@ -507,7 +508,7 @@ async def test_offline_router_ledgers_simulated_calls_at_the_simulated_models_pr
 def test_build_router_refuses_providers_missing_from_this_build(
     store: SQLiteStore, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="anthropic:claude-opus-4-5"):
+    with pytest.raises(ConfigError, match=DEFAULT_CHAINS["reasoning"][0]):
         build_router(offline_settings(tmp_path), store, available={"anthropic", "offline"})
 
 
