@@ -32,7 +32,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	@for b in bench/*.py; do [ -e "$$b" ] && $(BIN)/python "$$b"; done; true
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+	@for b in bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
