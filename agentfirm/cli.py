@@ -75,6 +75,19 @@ def _debug() -> bool:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+PersonaOpt = Annotated[
+    str | None, typer.Option("--persona", "-p", help="Persona id (skip classification).")
+]
+BudgetOpt = Annotated[str | None, typer.Option("--budget", "-b", help="Budget ceiling in USD.")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
+]
 
 
 # ---------------------------------------------------------------------------- plumbing
@@ -252,26 +265,16 @@ def _run_task(
 @app.command()
 def run(
     request: Annotated[str, typer.Argument(help="What you need, in plain words.")],
-    persona: Annotated[
-        str | None, typer.Option("--persona", "-p", help="Persona id (skip classification).")
-    ] = None,
-    budget: Annotated[
-        str | None, typer.Option("--budget", "-b", help="Budget ceiling in USD.")
-    ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
-    ] = False,
+    persona: PersonaOpt = None,
+    budget: BudgetOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
     no_daemon: Annotated[
         bool,
-        typer.Option("--no-daemon", help="Run in this process (the only mode until the daemon)."),
+        typer.Option("--no-daemon", help="Drive the task in this process (what run does today)."),
     ] = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
-    ] = False,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
-    ] = None,
+    offline: OfflineOpt = False,
+    out_file: OutOpt = None,
     runner: Annotated[
         str | None,
         typer.Option(
@@ -333,13 +336,9 @@ def demo(
 @app.command()
 def plan(
     request: Annotated[str, typer.Argument(help="What you need, in plain words.")],
-    persona: Annotated[
-        str | None, typer.Option("--persona", "-p", help="Persona id (skip classification).")
-    ] = None,
+    persona: PersonaOpt = None,
     as_json: JsonOpt = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
-    ] = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Classify and plan a request, priced; nothing executes. The task waits for `approve`."""
     from agentfirm.cli_output import console, emit_json, print_plan
@@ -386,19 +385,11 @@ def plan(
 @app.command()
 def approve(
     task_id: Annotated[str, typer.Argument(help="A task awaiting plan approval.")],
-    budget: Annotated[
-        str | None, typer.Option("--budget", "-b", help="Budget ceiling in USD.")
-    ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
-    ] = False,
+    budget: BudgetOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
-    ] = False,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
-    ] = None,
+    offline: OfflineOpt = False,
+    out_file: OutOpt = None,
 ) -> None:
     """Approve a planned task's budget and run it here, through review, to the end."""
     from agentfirm.money import usd_to_nano
@@ -454,16 +445,10 @@ def resume(
         str | None,
         typer.Option("--budget", "-b", help="New ceiling in USD (a task stopped for budget)."),
     ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Approve plan and draft non-interactively.")
-    ] = False,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Serve every tier with the offline provider.")
-    ] = False,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also write the deliverable here.")
-    ] = None,
+    offline: OfflineOpt = False,
+    out_file: OutOpt = None,
 ) -> None:
     """Pick a task up where it stopped (a crash, Ctrl-C, or budget) and drive it to the end.
 
