@@ -45,7 +45,7 @@ app = typer.Typer(
     help="A consulting firm of LLM agents: plan, approve, run in parallel, review — "
     "every cent on a ledger.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -1,0 +1,1 @@
+complete --command agentfirm --no-files --arguments "(env _AGENTFIRM_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) agentfirm)" --condition "env _AGENTFIRM_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) agentfirm"
