@@ -382,6 +382,66 @@ def plan(
     )
 
 
+def _decide_pending(
+    task_id: str,
+    decision: str,
+    *,
+    notes: str = "",
+    budget_usd: Decimal | None = None,
+    modules: tuple[str, ...] = (),
+) -> dict[str, Any] | None:
+    """Answer the task's pending question (an approval row a daemon-hosted task waits on), from
+    any terminal: through the daemon when it runs (it wakes the task at once), else in the store
+    (the daemon picks the answer up when it starts). None when nothing is pending."""
+    import getpass
+
+    from agentfirm.daemon import process  # type: ignore[import-not-found]
+    from agentfirm.master.approvals import StoreDecider
+
+    actor = f"cli:{getpass.getuser()}"
+
+    async def body(app_: App) -> dict[str, Any] | None:
+        pending = await StoreDecider(app_.store, app_.bus).pending(task_id)
+        if not pending:
+            return None
+        approval = pending[0]
+        if decision == "revise" and approval.kind != "review":
+            from agentfirm.errors import BadInput
+
+            raise BadInput(
+                f"task {task_id} waits for a {approval.kind} decision, not a draft review",
+                hint=f"use agentfirm approve|reject {task_id}",
+            )
+        if process.running_pid(app_.settings.paths) is not None:
+            from agentfirm.daemon.client import DaemonClient  # type: ignore[import-not-found]
+
+            client = DaemonClient(process.socket_path(app_.settings.paths))
+            row: dict[str, Any] = client.decide(
+                approval.id,
+                decision,
+                actor=actor,
+                notes=notes,
+                budget_usd=budget_usd,
+                modules=modules,
+            )
+            return row
+        decided = await StoreDecider(app_.store, app_.bus).decide(
+            approval.id, decision, actor=actor, notes=notes, budget_usd=budget_usd, modules=modules
+        )
+        return decided.model_dump(mode="json")
+
+    return _with_app(_env(), body)
+
+
+def _print_decided(row: dict[str, Any], *, as_json: bool) -> None:
+    from agentfirm.cli_output import console, emit_json
+
+    if as_json:
+        emit_json(row)
+    else:
+        console().print(f"task {row['task_id']}: {row['kind']} {row['decision']}")
+
+
 @app.command()
 def approve(
     task_id: Annotated[str, typer.Argument(help="A task awaiting plan approval.")],
@@ -391,10 +451,16 @@ def approve(
     offline: OfflineOpt = False,
     out_file: OutOpt = None,
 ) -> None:
-    """Approve a planned task's budget and run it here, through review, to the end."""
+    """Approve what a task waits for. A task the daemon hosts: its pending question (plan with
+    --budget, more budget, the draft). A task planned with `agentfirm plan`: run it here,
+    through review, to the end."""
     from agentfirm.money import usd_to_nano
 
     budget_usd = _parse_budget(budget)
+    decided = _decide_pending(task_id, "approved", budget_usd=budget_usd)
+    if decided is not None:
+        _print_decided(decided, as_json=as_json)
+        return
     out, decider, observer = _front_end(yes=yes, as_json=as_json)
 
     async def body(app_: App) -> RunResult:
@@ -415,11 +481,17 @@ def reject(
     reason: Annotated[str, typer.Option("--reason", help="Why, for the task's log.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a planned task, or abort one that stopped for budget."""
+    """Reject what a task waits for (its plan or draft; a budget question: abort), or a task
+    planned with `agentfirm plan`, or abort one that stopped for budget."""
     import getpass
 
     from agentfirm.cli_output import console, emit_json
     from agentfirm.master.transitions import reject as reject_task
+
+    decided = _decide_pending(task_id, "rejected", notes=reason)
+    if decided is not None:
+        _print_decided(decided, as_json=as_json)
+        return
 
     async def body(app_: App) -> str:
         status = await reject_task(
@@ -436,6 +508,30 @@ def reject(
         emit_json({"task_id": task_id, "status": status})
     else:
         console().print(f"task {task_id}: {status}")
+
+
+@app.command()
+def revise(
+    task_id: Annotated[str, typer.Argument(help="A task whose draft awaits review.")],
+    notes: Annotated[str, typer.Option("--notes", "-n", help="What to change.")],
+    module: Annotated[
+        list[str] | None,
+        typer.Option("--module", "-m", help="Re-run this module (repeat; default: all)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a draft back with notes: the named modules and everything downstream re-run."""
+    from agentfirm.errors import BadInput
+
+    if not notes.strip():
+        raise BadInput("--notes is empty", hint='say what to change, e.g. --notes "cite sources"')
+    decided = _decide_pending(task_id, "revise", notes=notes, modules=tuple(module or ()))
+    if decided is None:
+        raise BadInput(
+            f"task {task_id} has no draft waiting for review",
+            hint=f"see agentfirm tasks show {task_id}",
+        )
+    _print_decided(decided, as_json=as_json)
 
 
 @app.command()
@@ -708,12 +804,12 @@ def providers(as_json: JsonOpt = False) -> None:
     Health is what the daemon has seen; without a running daemon it is this process's view
     (every provider closed, no calls yet)."""
     from agentfirm.cli_output import console, emit_json, print_rows
-    from agentfirm.daemon import process  # type: ignore[import-not-found]
+    from agentfirm.daemon import process
 
     ctx = _context(_env())
     data: dict[str, Any]
     if process.running_pid(ctx.settings.paths) is not None:
-        from agentfirm.daemon.client import DaemonClient  # type: ignore[import-not-found]
+        from agentfirm.daemon.client import DaemonClient
 
         data = DaemonClient(process.socket_path(ctx.settings.paths)).providers()
         data["source"] = "daemon"

@@ -243,3 +243,46 @@ def test_a_foreground_daemon_exits_0_on_sigterm_and_removes_its_files(
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def _wait_pending(home: Path, task_id: str, kind: str) -> None:
+    deadline = time.monotonic() + 60
+    with _http(home) as http:
+        while time.monotonic() < deadline:
+            rows = http.get(f"/tasks/{task_id}/approvals", params={"pending": "true"}).json()
+            if any(row["kind"] == kind for row in rows):
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"no pending {kind} approval for {task_id}")
+
+
+def test_approve_revise_and_approve_from_other_terminals(
+    cli: Cli, daemon: dict[str, str], home: Path
+) -> None:
+    task_id = _client(daemon, "submit", REQUEST)["task_id"]
+
+    _wait_pending(home, task_id, "plan")
+    approved = cli("approve", task_id, "--budget", "3", "--json", env=daemon)
+    assert approved.code == 0, approved.stderr
+    assert (approved.json()["kind"], approved.json()["decision"]) == ("plan", "approved")
+
+    _wait_pending(home, task_id, "review")
+    wrong = cli("revise", task_id, "--notes", "tighten", "--module", "nosuch", env=daemon)
+    revised = cli(
+        "revise", task_id, "--notes", "tighten the claims", "-m", "claims_drafting", env=daemon
+    )
+    assert revised.code == 0, revised.stderr
+
+    _wait_pending(home, task_id, "review")
+    final = cli("approve", task_id, "--json", env=daemon)
+    assert final.code == 0, final.stderr
+    deadline = time.monotonic() + 60
+    while cli("tasks", "show", task_id, "--json", env=daemon).json()["status"] != "completed":
+        assert time.monotonic() < deadline, "the task did not complete"
+        time.sleep(0.2)
+    shown = cli("tasks", "show", task_id, "--json", env=daemon).json()
+    attempts = {m["id"]: m["attempts"] for m in shown["modules"]}
+    assert attempts["claims_drafting"] == 2
+    assert attempts["prior_art_search"] == 1
+    assert shown["budget_usd"] == 3.0
+    assert wrong.code == 2
