@@ -650,6 +650,38 @@ def tasks_show(
 tasks_app.command("watch")(tasks_watch)
 
 
+@tasks_app.command("cancel")
+def tasks_cancel(
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the task's log.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a task for good (it moves to aborted; what it spent stays on the ledger)."""
+    import getpass
+
+    from agentfirm.cli_output import console, emit_json
+    from agentfirm.daemon import process
+    from agentfirm.master.transitions import cancel
+
+    actor = f"cli:{getpass.getuser()}"
+    why = reason or "cancelled on the command line"
+
+    async def body(app_: App) -> str:
+        if process.running_pid(app_.settings.paths) is not None:
+            from agentfirm.daemon.client import DaemonClient
+
+            client = DaemonClient(process.socket_path(app_.settings.paths))
+            return str(client.cancel(task_id, reason=why, actor=actor)["status"])
+        app_.locks.acquire(task_id)  # refuses a task another process is driving
+        return str(await cancel(app_.store, app_.bus, task_id, actor=actor, reason=why))
+
+    status = _with_app(_env(), body)
+    if as_json:
+        emit_json({"task_id": task_id, "status": status})
+    else:
+        console().print(f"task {task_id}: {status}")
+
+
 @app.command()
 def costs(
     task_id: Annotated[str, typer.Argument(help="Task id.")],

@@ -44,3 +44,21 @@ async def reject(store: Store, bus: Bus, task_id: str, *, actor: str, reason: st
     )
     await move(store, bus, task_id, target, actor=actor, reason=reason)
     return target
+
+
+async def cancel(store: Store, bus: Bus, task_id: str, *, actor: str, reason: str) -> TaskStatus:
+    """Stop a task for good that no process is driving (the caller holds its lock): its open
+    questions are marked aborted, reservations a dead process left are released, and it moves
+    to ``aborted``."""
+    from agentfirm.errors import BadInput
+
+    task = await store.get_task(task_id)
+    if task.status.is_final:
+        raise BadInput(f"task {task_id} is already {task.status}: nothing to cancel")
+    for approval in await store.list_approvals(task_id):
+        if approval.decision == "pending":
+            await store.decide_approval(approval.id, "aborted", actor=actor, notes=reason)
+    if task.budget_nano:
+        await store.release_reservations(task_id)
+    await move(store, bus, task_id, TaskStatus.ABORTED, actor=actor, reason=reason)
+    return TaskStatus.ABORTED

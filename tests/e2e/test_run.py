@@ -307,3 +307,17 @@ def test_personas_new_writes_a_valid_persona_the_library_then_lists(cli: Cli, ho
     listed = {p["id"] for p in cli("personas", "list", "--json").json()}
     assert "grant_proposal" in listed
     assert cli("personas", "new", "grant_proposal").code == 2  # never overwrites
+
+
+def test_tasks_cancel_aborts_a_waiting_task_once(cli: Cli) -> None:
+    task_id = cli("plan", REQUEST, "--offline", "--json").json()["task_id"]
+
+    cancelled = cli("tasks", "cancel", task_id, "--reason", "changed my mind", "--json")
+    again = cli("tasks", "cancel", task_id)
+
+    assert cancelled.code == 0, cancelled.stderr
+    assert cancelled.json() == {"task_id": task_id, "status": "aborted"}
+    last = cli("tasks", "show", task_id, "--json").json()["transitions"][-1]
+    assert (last["to"], last["reason"]) == ("aborted", "changed my mind")
+    assert again.code == 2
+    assert "already aborted" in again.stderr
