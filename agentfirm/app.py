@@ -7,34 +7,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import structlog
 
-from agentfirm.build.master import BuildMaster
 from agentfirm.bus.base import Bus
-from agentfirm.config_check import available_providers, check
 from agentfirm.errors import ConfigError
-from agentfirm.handoff.github import repos_for
 from agentfirm.handoff.repos import RepoBackend
-from agentfirm.handoff.runners import (
-    OnLaunch,
-    RunnerName,
-    runner_for,
-    runner_problems,
-    settings_env,
-)
-from agentfirm.master.agent import MasterAgent, Observer
-from agentfirm.master.decisions import Decider
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.money import usd_to_nano
 from agentfirm.paths import Paths
 from agentfirm.personas import PersonaLibrary
-from agentfirm.router.router import Router
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings
 from agentfirm.store.base import Store
 
+if TYPE_CHECKING:
+    # The Build Master, the runners, the SDK-backed router and the GitHub backend load only when
+    # a command needs them, so read-only commands (`tasks list`, `costs`) start fast.
+    from agentfirm.handoff.runners import OnLaunch, RunnerName
+    from agentfirm.master.agent import MasterAgent, Observer
+    from agentfirm.master.decisions import Decider
+    from agentfirm.router.router import Router
+
 log = structlog.get_logger(__name__)
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    from agentfirm.handoff.runners import settings_env
+
+    return settings_env(settings)
 
 
 def _store_for(settings: Settings) -> Store:
@@ -87,6 +89,7 @@ class App:
         a tier nobody can serve, a provider without a key or not in this build, a model without
         a list price — before a task is created."""
         if self._router is None:
+            from agentfirm.config_check import available_providers, check
             from agentfirm.router import build_router
 
             check(self.settings, self.secrets)
@@ -111,6 +114,8 @@ class App:
     ) -> App:
         """Open every backend the settings select. Raises ``ConfigError`` for a backend this
         build cannot serve, before anything is written."""
+        from agentfirm.handoff.github import repos_for
+
         paths = settings.paths
         paths.ensure()
         store = _store_for(settings)
@@ -133,7 +138,7 @@ class App:
             personas=personas,
             repos=repos_for(settings, secrets),
             locks=TaskLocks(paths.runtime_dir / "locks"),
-            env=dict(env) if env is not None else settings_env(settings),
+            env=dict(env) if env is not None else _settings_env(settings),
         )
 
     def master(
@@ -147,6 +152,10 @@ class App:
         """A Master Agent on this context. ``runner`` (default ``settings.runner``) says where
         the Build Master runs. Raises ``ConfigError`` (via ``router``) when the providers cannot
         serve a task, or the runner cannot run here."""
+        from agentfirm.build.master import BuildMaster
+        from agentfirm.handoff.runners import runner_for, runner_problems
+        from agentfirm.master.agent import MasterAgent
+
         name: RunnerName = runner or self.settings.runner
         problems = runner_problems(self.settings, name)
         if problems:
