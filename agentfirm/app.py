@@ -100,6 +100,7 @@ class App:
                 redact=self.redactor.redact,
                 env=self.env,
                 get_secret=self.secrets.get,
+                timeout_s=self.settings.provider_timeout_s,
             )
         return self._router
 

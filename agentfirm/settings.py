@@ -51,6 +51,7 @@ _HINTS: Mapping[str, str] = {
     "offline_latency_ms": "set N or MIN-MAX milliseconds, such as 0 or 200-800",
     "budget_usd": "set a USD amount such as 5.00",
     "max_concurrency": "set a whole number from 1 to 64",
+    "provider_timeout_s": "set seconds from 1 to 900, such as 120",
     "runner": "set one of inproc, notebook, colab",
     "tiers": 'set a list of provider:model, such as ["anthropic:claude-sonnet-4-5"]',
     "prices": "set input_per_mtok and output_per_mtok in USD per million tokens",
@@ -153,6 +154,8 @@ class Settings(BaseSettings):
     offline_latency_ms: str = "0"
     budget_usd: Decimal = Decimal("5.00")
     max_concurrency: int = 4
+    provider_timeout_s: float = 120.0
+    """How long one provider call may take before it counts as a retryable timeout."""
     runner: Literal["inproc", "notebook", "colab"] = "inproc"
     tiers: Tiers = Field(default_factory=Tiers)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
@@ -190,6 +193,13 @@ class Settings(BaseSettings):
     def _concurrency_in_range(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise _problem("is outside 1..64", _HINTS["max_concurrency"])
+        return value
+
+    @field_validator("provider_timeout_s")
+    @classmethod
+    def _timeout_in_range(cls, value: float) -> float:
+        if not 1 <= value <= 900:
+            raise _problem("is outside 1..900 seconds", _HINTS["provider_timeout_s"])
         return value
 
     @field_validator("offline_latency_ms", mode="before")
