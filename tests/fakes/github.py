@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
+
+from tests.fakes.http_fake import read_request
 
 
 @dataclass(frozen=True)
@@ -212,20 +214,8 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ serving
     def _serve(self, handler: _Handler) -> None:
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        parts = urlsplit(handler.path)
-        request = Request(
-            method=handler.command,
-            path=parts.path,
-            query=parts.query,
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-        )
+        read = read_request(handler)
+        request = Request(read.method, read.path, read.query, read.headers, read.body)
         with self._lock:
             self.requests.append(request)
             try:

@@ -35,6 +35,25 @@ class Recorded:
     raw: bytes
 
 
+def read_request(handler: BaseHTTPRequestHandler) -> Recorded:
+    """Read the request ``handler`` is serving: its body (parsed as JSON when it is JSON)."""
+    length = int(handler.headers.get("content-length") or 0)
+    raw = handler.rfile.read(length) if length else b""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    parts = urlsplit(handler.path)
+    return Recorded(
+        method=handler.command,
+        path=parts.path,
+        query=parts.query,
+        headers={k.lower(): v for k, v in handler.headers.items()},
+        body=body,
+        raw=raw,
+    )
+
+
 @dataclass(frozen=True)
 class Reply:
     """What to answer. ``body``: JSON-able data, or ``bytes`` sent as they are. ``delay_s`` waits
@@ -161,21 +180,7 @@ class ScriptedHTTPServer:
 
     # -- serving -----------------------------------------------------------------------------
     def _serve(self, handler: _Handler) -> None:
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        parts = urlsplit(handler.path)
-        recorded = Recorded(
-            method=handler.command,
-            path=parts.path,
-            query=parts.query,
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-            raw=raw,
-        )
+        recorded = read_request(handler)
         with self._lock:
             self._requests.append(recorded)
             item = self._script.popleft() if self._script else self._default
