@@ -4,8 +4,10 @@ directly, measured side by side against one loopback Anthropic fake that answers
 The router's path is the production one: key read through a ``SecretStore``, redaction, worst-case
 reservation and settlement on a real SQLite store, list pricing with genai-prices, health
 bookkeeping and JSON logging to a file. The fake runs in its own process, as a real provider is
-remote (in-process, its thread would compete for the GIL with the router's worker threads). Calls
-alternate (direct, router / router, direct) so drift on a busy machine hits both sides alike.
+remote (in-process, its thread would compete for the GIL with the router's worker threads). A third
+side, the Anthropic provider called alone (its key read in a worker thread, then the same SDK
+call), splits what the router adds from what the provider adds. The order of the sides rotates
+every round so drift on a busy machine hits them alike.
 
     .venv/bin/python bench/router_overhead.py [--calls N] [--warmup N]
 """
@@ -67,7 +69,7 @@ def fake_in_child_process() -> Iterator[str]:
         process.join(timeout=10)
 
 
-async def measure(calls: int, warmup: int) -> tuple[list[float], list[float]]:
+async def measure(calls: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
     redactor = Redactor()
     with tempfile.TemporaryDirectory() as tmp, fake_in_child_process() as url:
         configure_logging(log_path=Path(tmp) / "bench.log", redactor=redactor)
@@ -85,10 +87,9 @@ async def measure(calls: int, warmup: int) -> tuple[list[float], list[float]]:
         from anthropic import AsyncAnthropic
 
         direct = AsyncAnthropic(api_key=KEY, base_url=url, max_retries=0)
-        # The very request the provider sends, so both sides move the same bytes.
-        params = request_params(
-            ProviderRequest(MODEL, MESSAGES, MAX_TOKENS, "execution", timeout_s=120.0)
-        )
+        # The very request the provider sends, so every side moves the same bytes.
+        request = ProviderRequest(MODEL, MESSAGES, MAX_TOKENS, "execution", timeout_s=120.0)
+        params = request_params(request)
         task_id = await funded_task(store, ceiling_nano=10**15)
 
         async def via_sdk() -> float:
@@ -107,23 +108,27 @@ async def measure(calls: int, warmup: int) -> tuple[list[float], list[float]]:
             )
             return time.perf_counter() - started
 
-        sdk_times: list[float] = []
-        router_times: list[float] = []
+        async def via_provider() -> float:
+            started = time.perf_counter()
+            await provider.complete(request)
+            return time.perf_counter() - started
+
+        sides = (via_sdk, via_provider, via_router)
+        times: list[list[float]] = [[], [], []]
         try:
             for n in range(warmup + calls):
-                if n % 2:
-                    r, d = await via_router(), await via_sdk()
-                else:
-                    d, r = await via_sdk(), await via_router()
+                # Rotate which side goes first: a busy spell hits each side alike.
+                order = [(n + k) % len(sides) for k in range(len(sides))]
+                measured = {side: await sides[side]() for side in order}
                 if n >= warmup:
-                    sdk_times.append(d)
-                    router_times.append(r)
+                    for side, elapsed in measured.items():
+                        times[side].append(elapsed)
         finally:
             await direct.close()
             await router.aclose()
             await store.close()
             reset_logging()
-    return sdk_times, router_times
+    return times[0], times[1], times[2]
 
 
 def main() -> None:
@@ -131,19 +136,22 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="measured calls on each side")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls on each side")
     args = parser.parse_args()
-    sdk, routed = asyncio.run(measure(args.calls, args.warmup))
+    sdk, alone, routed = asyncio.run(measure(args.calls, args.warmup))
     sdk_ms = statistics.median(sdk) * 1000
+    alone_ms = statistics.median(alone) * 1000
     router_ms = statistics.median(routed) * 1000
     paired_ms = statistics.median(r - d for r, d in zip(routed, sdk, strict=True)) * 1000
     print(
         f"router overhead: Anthropic fake answering in {FAKE_LATENCY_S * 1000:.0f} ms, "
-        f"{args.calls} calls each side, alternating"
+        f"{args.calls} calls each side, order rotating"
     )
     print(f"  direct SDK call   median {sdk_ms:7.2f} ms")
+    print(f"  provider alone    median {alone_ms:7.2f} ms   (key read + the same SDK call)")
     print(f"  through Router    median {router_ms:7.2f} ms")
     print(
         f"  router adds       {router_ms - sdk_ms:7.2f} ms per call "
-        f"(median of paired differences {paired_ms:.2f} ms)"
+        f"(median of paired differences {paired_ms:.2f} ms; "
+        f"{router_ms - alone_ms:.2f} ms over the provider alone)"
     )
     print(f"  ratio             {router_ms / sdk_ms:7.3f}   (target: < 1 ms added, ratio <= 1.10)")
 

@@ -335,11 +335,15 @@ class StoreConformance:
 
     async def test_a_cancelled_reserve_leaves_the_store_usable(self, store: Store) -> None:
         task_id = await task_with_budget(store, 100)
+        # A read in flight first, so the reserve has to wait its turn: SQLite books inline when
+        # its connection is idle, and an inline booking is over before anyone can cancel it.
+        busy = asyncio.create_task(store.get_budget(task_id))
         cancelled = asyncio.create_task(store.reserve(task_id, "c1", 10))
         await asyncio.sleep(0)  # one loop step: the reserve is now inside its transaction
         cancelled.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cancelled
+        await busy
 
         assert await store.reserve(task_id, "c2", 90)
         assert (await store.get_budget(task_id)).reserved_nano == 90

@@ -12,6 +12,7 @@ from decimal import Decimal
 from agentfirm.errors import ConfigError
 from agentfirm.money import usd_to_nano
 from agentfirm.router.base import ChainEntry, Usage
+from agentfirm.router.list_prices import ListPrices
 from agentfirm.settings import PriceOverride
 
 _MTOK = Decimal(1_000_000)
@@ -56,34 +57,14 @@ class Pricer:
 
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = dict(overrides or {})
+        self._list = ListPrices()
 
     def _override(self, entry: ChainEntry) -> PriceOverride | None:
         return self._overrides.get(entry.label) or self._overrides.get(entry.model)
 
     def _list_usd(self, entry: ChainEntry, usage: Usage) -> Decimal | None:
         """genai-prices' price of ``usage``, or None when it has no complete list price."""
-        from genai_prices import Usage as PriceUsage
-        from genai_prices import calc_price
-
-        try:
-            result = calc_price(
-                PriceUsage(
-                    input_tokens=usage.input_tokens,
-                    cache_read_tokens=usage.cached_input_tokens,
-                    cache_write_tokens=usage.cache_write_tokens,
-                    output_tokens=usage.output_tokens,
-                ),
-                entry.model,
-                provider_id=_price_provider(entry),
-            )
-        except LookupError:
-            return None
-        prices = result.model_price
-        # A table without input or output prices would silently count those tokens as free.
-        if prices.input_mtok is None or prices.output_mtok is None:
-            return None
-        total: Decimal = result.total_price
-        return total
+        return self._list.usd(_price_provider(entry), entry.model, usage)
 
     def check(self, entry: ChainEntry) -> str | None:
         """A one-line problem when ``entry`` cannot be priced, else None."""

@@ -73,6 +73,10 @@ ScriptItem = Reply | Responder
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of concurrent calls (twelve modules at once)
+    # overflowed it and the extra connections waited a second for the SYN to be retried, which a
+    # real provider's listener never makes them do.
+    request_queue_size = 128
     owner: ScriptedHTTPServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

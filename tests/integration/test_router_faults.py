@@ -41,6 +41,8 @@ SCHEMA: dict[str, Any] = {
 PRIMARY_USAGE = AnthropicUsage(input_tokens=60, output_tokens=90, cache_read_input_tokens=400)
 SECONDARY_USAGE = OpenAIUsage(prompt_tokens=460, completion_tokens=95, cached_tokens=256)
 MODULES = [f"m{n:02d}" for n in range(1, 13)]
+TWELVE_TIMEOUT_S = 1.0
+HANG_S = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +132,21 @@ async def test_twelve_modules_complete_through_a_flaky_primary_with_each_success
             {
                 "m03": [lambda: f.rate_limited(retry_after=1)],  # retried, then served
                 "m06": [f.unavailable, f.unavailable],  # falls back
-                "m09": [lambda: f.hang(0.5)],  # times out, retried, then served
-                "m12": [lambda: f.rate_limited(retry_after=2), lambda: f.hang(0.5)],  # falls back
+                "m09": [lambda: f.hang(HANG_S)],  # times out, retried, then served
+                "m12": [
+                    lambda: f.rate_limited(retry_after=2),
+                    lambda: f.hang(HANG_S),
+                ],  # falls back
             },
         )
     )
     # The breaker has its own tests; here it must not change which attempts happen.
     patient = Health(BreakerPolicy(consecutive_failures=100, min_calls=100))
     sleeps = Sleeps()
-    router = router_for(store, providers, CHAIN, health=patient, sleep=sleeps)
+    # A timeout the twelve concurrent answers meet even on a busy machine; the hangs outlast it.
+    router = router_for(
+        store, providers, CHAIN, health=patient, sleep=sleeps, timeout_s=TWELVE_TIMEOUT_S
+    )
     task_id = await funded_task(store)
 
     results = await asyncio.gather(
