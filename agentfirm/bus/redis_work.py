@@ -1,20 +1,24 @@
 """The work queue: approved tasks waiting for a worker, on the Redis stream ``agentfirm:work`` read
 through one consumer group (ARCHITECTURE.md §7, issue 4).
 
-A worker claims an entry, keeps it fresh with ``touch`` while it runs the task, and acks it when
-done. An entry idle for longer than ``min_idle_ms`` belongs to a worker that died: the next
-``claim`` takes it over (XAUTOCLAIM) before taking new work. Delivery is at least once — a claim
-whose reply was lost, or a worker presumed dead that was only slow, means a task can be handed out
-twice — so running a claimed task must be idempotent (the store's task lock).
+An entry carries the task id and, for a run of the task's Build Master, the run id and revision
+notes the Master Agent gave it. A worker claims an entry, keeps it fresh with ``touch`` while it
+runs the task, and acks it when done. An entry idle for longer than ``min_idle_ms`` belongs to a
+worker that died: the next ``claim`` takes it over (XAUTOCLAIM) before taking new work; a worker
+shutting down cleanly ``release``s its entries so that happens at once. Delivery is at least
+once — a claim whose reply was lost, or a worker presumed dead that was only slow, means a task
+can be handed out twice — so running a claimed task must be idempotent (the Build Master skips
+done modules; the budget is reserved in the shared store).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple, TypeVar, cast
+from typing import Literal, NamedTuple, TypeVar, cast
 
 import redis.exceptions
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from agentfirm.bus.redis_conn import connect, redis_location, retry_unreachable
 
@@ -25,21 +29,48 @@ WORK_STREAM = "agentfirm:work"
 # A stream entry as redis-py returns it with ``decode_responses=True``.
 _Entry = tuple[str, dict[str, str]]
 
-# KEYS: work stream. ARGV: group, consumer, entry id. Resets the entry's idle time only while the
-# consumer still holds it (1): a slow worker never takes back work another one reclaimed (0).
-_TOUCH = """
+# KEYS: work stream. ARGV: group, consumer, entry id, idle ms. Sets the entry's idle time (0:
+# fresh; huge: reclaimable at once) only while the consumer holds it: 1 held, -1 another consumer
+# holds it, 0 not pending (acked, or lost with a Redis that restarted empty). A slow worker never
+# takes back work another one reclaimed.
+_SET_IDLE = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+if #pending == 0 then return 0 end
+if pending[1][2] ~= ARGV[2] then return -1 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """
+# Far longer than any reclaim threshold: a released entry is reclaimable at once.
+_RELEASED_IDLE_MS = 10**12
+
+Hold = Literal["held", "taken", "gone"]
+"""What ``touch`` found: the caller still holds the entry; another consumer took it over (stop
+working on it); or it is not pending at all (acked, or lost by a Redis that restarted empty)."""
+
+_HOLD: dict[int, Hold] = {1: "held", -1: "taken", 0: "gone"}
 
 
 class WorkClaim(NamedTuple):
-    """A work entry now held by the claiming consumer; ``ack`` it when the task is done."""
+    """A work entry now held by the claiming consumer; ``ack`` it when the task is done.
+    ``reclaimed``: it was taken over from a consumer presumed dead (which may have left the
+    task's work half done)."""
 
     entry_id: str
     task_id: str
+    run_id: str = ""
+    notes: str = ""
+    reclaimed: bool = False
+
+
+def _claim_of(entry: _Entry, *, reclaimed: bool) -> WorkClaim:
+    entry_id, fields = entry
+    return WorkClaim(
+        entry_id=entry_id,
+        task_id=fields["task_id"],
+        run_id=fields.get("run_id", ""),
+        notes=fields.get("notes", ""),
+        reclaimed=reclaimed,
+    )
 
 
 class RedisWorkQueue:
@@ -107,9 +138,15 @@ class RedisWorkQueue:
                 raise
         return await self._call(call, wait_ms=wait_ms)
 
-    async def enqueue(self, task_id: str) -> str:
-        """Queue a task for execution; the entry id."""
-        entry_id = await self._call(lambda c: c.xadd(self.stream, {"task_id": task_id}))
+    async def enqueue(self, task_id: str, *, run_id: str = "", notes: str = "") -> str:
+        """Queue a task for execution (a run ``run_id`` of its Build Master, with revision
+        ``notes``); the entry id."""
+        fields: dict[FieldT, EncodableT] = {"task_id": task_id}
+        if run_id:
+            fields["run_id"] = run_id
+        if notes:
+            fields["notes"] = notes
+        entry_id = await self._call(lambda c: c.xadd(self.stream, fields))
         return str(entry_id)
 
     async def claim(
@@ -120,28 +157,37 @@ class RedisWorkQueue:
         reclaimed = await self._in_group(
             lambda c: c.xautoclaim(self.stream, self.group, consumer, min_idle_ms, "0-0", count=1)
         )
-        entries = cast(list[_Entry], reclaimed[1])
-        if not entries:
-            reply = await self._in_group(
-                lambda c: c.xreadgroup(
-                    self.group, consumer, {self.stream: ">"}, count=1, block=block_ms
-                ),
-                wait_ms=block_ms or 0,
-            )
-            for _stream, stream_entries in cast(list[tuple[str, list[_Entry]]], reply):
-                entries += stream_entries
-        if not entries:
-            return None
-        entry_id, fields = entries[0]
-        return WorkClaim(entry_id=entry_id, task_id=fields["task_id"])
-
-    async def touch(self, consumer: str, entry_id: str) -> bool:
-        """Reset the entry's idle time so nobody reclaims it; False when ``consumer`` no longer
-        holds it (it was reclaimed, or acked): stop working on it."""
-        touched = await self._in_group(
-            lambda c: c.eval(_TOUCH, 1, self.stream, self.group, consumer, entry_id)
+        # XAUTOCLAIM also returns (at most once) ids of entries deleted from the stream meanwhile;
+        # those come as None fields and carry no work.
+        stale = [e for e in cast(list[_Entry], reclaimed[1]) if e and e[1]]
+        if stale:
+            return _claim_of(stale[0], reclaimed=True)
+        reply = await self._in_group(
+            lambda c: c.xreadgroup(
+                self.group, consumer, {self.stream: ">"}, count=1, block=block_ms
+            ),
+            wait_ms=block_ms or 0,
         )
-        return bool(touched)
+        for _stream, entries in cast(list[tuple[str, list[_Entry]]], reply):
+            if entries:
+                return _claim_of(entries[0], reclaimed=False)
+        return None
+
+    async def touch(self, consumer: str, entry_id: str) -> Hold:
+        """Reset the entry's idle time so nobody reclaims it, if ``consumer`` still holds it.
+        ``"taken"``: another worker reclaimed it — stop working on it."""
+        return await self._set_idle(consumer, entry_id, 0)
+
+    async def release(self, consumer: str, entry_id: str) -> Hold:
+        """Give up an entry without finishing it (a worker shutting down): the next ``claim``
+        of any worker takes it over at once, as if its holder had died long ago."""
+        return await self._set_idle(consumer, entry_id, _RELEASED_IDLE_MS)
+
+    async def _set_idle(self, consumer: str, entry_id: str, idle_ms: int) -> Hold:
+        found = await self._in_group(
+            lambda c: c.eval(_SET_IDLE, 1, self.stream, self.group, consumer, entry_id, idle_ms)
+        )
+        return _HOLD[int(found)]
 
     async def ack(self, entry_id: str) -> bool:
         """Mark the entry done; False when it was not pending (already acked)."""

@@ -4,11 +4,13 @@
 - ``notebook``: the task repo's notebook, executed headless here by nbclient in a kernel of this
   very Python, so the remote path is exercised on every run.
 - ``colab``: the same notebook in Colab, opened from its link; the runner waits on the bus.
+- ``worker``: queued on the Redis work queue for ``agentfirm worker`` processes (any machine);
+  the runner waits on the bus.
 
 Whatever runs the build publishes on the task's bus, so the Master Agent sees every event either
 way; the notebook ends with one ``runner.finished`` event, and the runner returns the draft for
 review (the decision stays with the Master Agent). Colab reaches the Master only through shared
-backends: it needs the Postgres store and the Redis bus, not the embedded files.
+backends: it needs the Postgres store and the Redis bus, not the embedded files; so do workers.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
 
-RunnerName = Literal["inproc", "notebook", "colab"]
+RunnerName = Literal["inproc", "notebook", "colab", "worker"]
 Redact = Callable[[str], str]
 OnLaunch = Callable[[str], Awaitable[None] | None]
 
@@ -147,6 +149,21 @@ class _RemoteRunner:
             if event.type == RUN_FINISHED and event.payload.get("run_id") == run_id:
                 return RunFinished.model_validate(event.payload)
         return None
+
+    async def _wait(self, task_id: str, run_id: str, after: int) -> RunFinished:
+        stream = self.bus.subscribe(task_id, after_seq=after)
+        try:
+            async for event in stream:
+                if event.type == RUN_FINISHED and event.payload.get("run_id") == run_id:
+                    return RunFinished.model_validate(event.payload)
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+        raise AgentfirmError(
+            f"the bus closed before the {self.name} run {run_id} of task {task_id} finished",
+            hint="resume the task to wait again",
+        )
 
     async def _result(self, spec: TaskSpec, finished: RunFinished) -> str:
         """The draft of a run that ended well; the build's own error otherwise."""
@@ -285,20 +302,49 @@ class ColabRunner(_RemoteRunner):
         finished = await self._wait(spec.task_id, run.run_id, after)
         return await self._result(spec, finished)
 
-    async def _wait(self, task_id: str, run_id: str, after: int) -> RunFinished:
-        stream = self.bus.subscribe(task_id, after_seq=after)
+
+class WorkerRunner(_RemoteRunner):
+    """Queues the run on the Redis work queue, where any ``agentfirm worker`` (on any machine
+    sharing the Postgres store and the Redis bus) claims it, and waits on the bus for its
+    ``runner.finished``. A worker that dies mid-run is replaced by another, which resumes the
+    build (done modules are kept); the wait goes on meanwhile."""
+
+    name = "worker"
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: Bus,
+        repos: RepoBackend,
+        settings: Settings,
+        redact: Redact = _same,
+    ) -> None:
+        super().__init__(store=store, bus=bus, repos=repos, redact=redact)
+        self.settings = settings
+
+    async def execute(self, spec: TaskSpec, *, notes: str = "") -> str:
+        """See ``Runner.execute``; waits as long as the workers take (cancel to stop)."""
+        from agentfirm.bus.redis_work import RedisWorkQueue
+
+        if not self.settings.redis_url:
+            raise BadInput(
+                "the worker runner needs the Redis work queue",
+                hint="set AGENTFIRM_REDIS_URL=redis://…, or use the inproc runner",
+            )
+        run = RunRequest(run_id=new_id("run"), runner=self.name, notes=notes)
+        events = await self.bus.replay(spec.task_id)
+        after = events[-1].seq if events else 0
+        await self._launched(spec, run, None)
+        queue = RedisWorkQueue(self.settings.redis_url)
+        await queue.open()
         try:
-            async for event in stream:
-                if event.type == RUN_FINISHED and event.payload.get("run_id") == run_id:
-                    return RunFinished.model_validate(event.payload)
+            entry_id = await queue.enqueue(spec.task_id, run_id=run.run_id, notes=notes)
         finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
-        raise AgentfirmError(
-            f"the bus closed before the Colab run {run_id} of task {task_id} finished",
-            hint="resume the task to wait again",
-        )
+            await queue.close()
+        log.info("runner.queued", task_id=spec.task_id, run_id=run.run_id, entry_id=entry_id)
+        finished = await self._wait(spec.task_id, run.run_id, after)
+        return await self._result(spec, finished)
 
 
 def runner_for(
@@ -321,28 +367,38 @@ def runner_for(
         )
     if name == "colab":
         return ColabRunner(store=store, bus=bus, repos=repos, on_launch=on_launch, redact=redact)
+    if name == "worker":
+        return WorkerRunner(store=store, bus=bus, repos=repos, settings=settings, redact=redact)
     return InprocRunner(build)
 
 
 def runner_problems(settings: Settings, name: RunnerName | None = None) -> list[str]:
     """Configuration problems of the runner ``name`` (default ``settings.runner``), for
-    ``config check`` and before a run: Colab can only reach GitHub repos and shared backends."""
-    if (name or settings.runner) != "colab":
+    ``config check`` and before a run: Colab can only reach GitHub repos and shared backends;
+    workers share the task through the Postgres store and the Redis bus."""
+    runner = name or settings.runner
+    if runner not in ("colab", "worker"):
         return []
     problems = []
-    if settings.repo_backend != "github":
+    if runner == "colab" and settings.repo_backend != "github":
         problems.append(
             "runner: colab opens the notebook from GitHub — set AGENTFIRM_REPO_BACKEND=github "
             "(and GITHUB_TOKEN), or use the notebook runner"
         )
-    database = settings.database_url or ""
-    if not database.startswith(("postgresql://", "postgres://")) or not settings.redis_url:
+    if not shared_backends(settings):
         problems.append(
-            "runner: colab cannot reach this machine's embedded store and bus — set "
+            f"runner: {runner} cannot reach this machine's embedded store and bus — set "
             "AGENTFIRM_DATABASE_URL=postgresql://… and AGENTFIRM_REDIS_URL=redis://…, "
-            "or use the notebook runner"
+            "or use the " + ("notebook" if runner == "colab" else "inproc") + " runner"
         )
     return problems
+
+
+def shared_backends(settings: Settings) -> bool:
+    """True when the store is Postgres and the bus Redis: what processes on other machines
+    (Colab, workers) need to share a task."""
+    database = settings.database_url or ""
+    return database.startswith(("postgresql://", "postgres://")) and bool(settings.redis_url)
 
 
 def _read_bytes(path: Path) -> bytes | None:

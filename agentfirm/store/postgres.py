@@ -71,8 +71,8 @@ class PostgresStore:
     Beyond the protocol, exactly as ``SQLiteStore``: ``set_budget`` also sets the task's
     ``budget_nano``; ``reserve`` and ``get_budget`` raise ``NotFound`` when the task has no
     budget; a negative amount of money is ``BadInput``; writes that name a missing task raise
-    ``NotFound``. Extra (not in the protocol): ``summarize_costs``. Text may not contain NUL
-    characters (a Postgres limit SQLite does not have).
+    ``NotFound``. Extra (not in the protocol): ``summarize_costs``, ``summarize_all_costs``,
+    ``query``. Text may not contain NUL characters (a Postgres limit SQLite does not have).
     """
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -149,6 +149,11 @@ class PostgresStore:
         async with self._pool_or_raise().connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[DictRow]:
+        """Extra, for companions using this database through the store's pool (the local
+        cache): the rows of one statement (committed on its own), as dicts."""
+        return await self._fetch(sql, params)
 
     # tasks and lifecycle
 
@@ -402,18 +407,24 @@ class PostgresStore:
 
     async def list_ledger(self, task_id: str) -> list[LedgerEntry]:
         rows = await self._fetch(
-            f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE task_id = %s ORDER BY at, seq",
+            f"SELECT {LEDGER_COLUMNS} FROM ledger WHERE task_id = %s ORDER BY at, seq",
             (task_id,),
         )
         return [LedgerEntry.model_validate(row) for row in rows]
 
     async def summarize_costs(self, task_id: str) -> dict[str, Any]:
-        """Extra, not in the ``Store`` protocol: one aggregate query instead of reading every
-        ledger row. ``{total_nano, calls, simulated, by_module, by_tier, by_provider}``, sums in
+        """Extra, not in the ``Store`` protocol: the task's running totals (kept by triggers in
+        the ledger's own transactions) instead of reading every ledger row.
+        ``{total_nano, calls, simulated, by_module, by_tier, by_provider}``, sums in
         nano-dollars, each ``by_*`` in order of first appearance on the ledger (a ``None``
         module is ``"_task"``, as in ``agentfirm.costs.summarize``)."""
         rows = await self._fetch(_SUMMARY_SQL, (task_id,))
         return fold_cost_groups(rows)
+
+    async def summarize_all_costs(self) -> dict[str, Any]:
+        """Extra: ``summarize_costs`` over every task of the firm (groups across tasks merged,
+        in order of first appearance)."""
+        return fold_cost_groups(await self._fetch(_SUMMARY_ALL_SQL))
 
     # approvals
 
@@ -563,7 +574,7 @@ async def _insert_ledger(conn: PgConnection, entry: LedgerEntry, cost_nano: int)
         (entry.task_id,),
     )
     await conn.execute(
-        f"INSERT INTO ledger (task_id, seq, {_LEDGER_COLUMNS.removeprefix('task_id, ')})"
+        f"INSERT INTO ledger (task_id, seq, {LEDGER_COLUMNS.removeprefix('task_id, ')})"
         " SELECT %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
         " %s, %s FROM ledger WHERE task_id = %s",
         (
@@ -610,14 +621,19 @@ def fold_cost_groups(rows: Sequence[DictRow]) -> dict[str, Any]:
     return summary
 
 
-_LEDGER_COLUMNS = (
+LEDGER_COLUMNS = (
     "task_id, call_id, module_id, tier, provider, model, input_tokens, cached_input_tokens,"
     " output_tokens, cost_nano, latency_ms, outcome, simulated, error, at"
 )
+# The running totals of migration 0002 (one row per task x module x tier x provider).
 _SUMMARY_SQL = (
-    "SELECT module_id, tier, provider, SUM(cost_nano)::BIGINT AS cost_nano, COUNT(*) AS calls,"
-    " BOOL_OR(simulated) AS simulated FROM ledger WHERE task_id = %s"
-    " GROUP BY module_id, tier, provider ORDER BY MIN(at), MIN(seq)"
+    "SELECT module_id, tier, provider, cost_nano, calls, simulated FROM cost_totals"
+    " WHERE task_id = %s ORDER BY first_at, first_seq"
+)
+_SUMMARY_ALL_SQL = (
+    "SELECT module_id, tier, provider, SUM(cost_nano)::BIGINT AS cost_nano,"
+    " SUM(calls)::BIGINT AS calls, BOOL_OR(simulated) AS simulated FROM cost_totals"
+    " GROUP BY module_id, tier, provider ORDER BY MIN(first_at), MIN(first_seq)"
 )
 _MODULE_RUN_COLUMNS = (
     "wave",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentfirm.store.migrate import load_migrations
 from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.e2e
@@ -17,6 +18,6 @@ def test_db_status_then_migrate_then_up_to_date(cli: Cli) -> None:
 
     assert before.code == 0, before.stderr
     assert before.json()["up_to_date"] is False
-    assert migrated.json()["applied"] == [1]
+    assert migrated.json()["applied"] == [m.version for m in load_migrations()]
     assert after.json()["up_to_date"] is True
     assert again.json() == {"applied": []}

@@ -19,6 +19,7 @@ from agentfirm.money import nano_to_float
 from agentfirm.store import db_admin
 from agentfirm.store.base import Store
 from agentfirm.store.postgres import PostgresStore
+from agentfirm.store.postgres_conn import apply_migrations, connect, postgres_migrations
 from tests.integration.pg_server import (  # noqa: F401 (fixtures)
     PgServer,
     pg_empty_url,
@@ -28,6 +29,8 @@ from tests.integration.pg_server import (  # noqa: F401 (fixtures)
 from tests.store_conformance import StoreConformance, created, entry, task_with_budget
 
 pytestmark = pytest.mark.integration
+
+_KNOWN_VERSIONS = [m.version for m in postgres_migrations()]
 
 
 class TestPostgresStore(StoreConformance):
@@ -173,6 +176,100 @@ async def test_summarize_costs_agrees_with_summarizing_the_ledger(pg_url: str) -
     )
 
 
+_LEDGER_AGGREGATE = (
+    "SELECT task_id, module_id, tier, provider, SUM(cost_nano)::BIGINT, COUNT(*),"
+    " BOOL_OR(simulated), MIN(at), MIN(seq) FROM ledger"
+    " GROUP BY task_id, module_id, tier, provider ORDER BY 1, 2 NULLS FIRST, 3, 4"
+)
+_TOTALS = (
+    "SELECT task_id, module_id, tier, provider, cost_nano, calls, simulated, first_at, first_seq"
+    " FROM cost_totals ORDER BY 1, 2 NULLS FIRST, 3, 4"
+)
+
+
+def _totals_and_ledger(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(_TOTALS).fetchall(), conn.execute(_LEDGER_AGGREGATE).fetchall()
+
+
+async def test_running_totals_count_repeated_groups_and_the_task_level_module(
+    pg_url: str,  # noqa: F811
+) -> None:
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 10_000)
+        for i, module_id in enumerate(["a", None, "a", None, "a"]):
+            row = entry(task_id, f"c{i}", 7 * (i + 1)).model_copy(
+                update={"module_id": module_id, "simulated": i == 3}
+            )
+            await store.reserve(task_id, row.call_id, 100)
+            await store.settle(row.call_id, row)
+        await store.record_call(entry(task_id, "refused", 0, outcome="budget_refused"))
+
+        got = await store.summarize_costs(task_id)
+
+    totals, ledger = _totals_and_ledger(pg_url)
+    assert totals == ledger
+    assert (got["by_module"], got["calls"], got["simulated"]) == (
+        {"a": 7 + 21 + 35, "_task": 14 + 28},
+        6,
+        True,
+    )
+
+
+async def test_running_totals_follow_bulk_inserts_updates_and_deletes(
+    pg_url: str,  # noqa: F811
+) -> None:
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 10_000)
+        await store.record_call(entry(task_id, "first", 0, outcome="error"))
+    columns = "task_id, seq, call_id, module_id, tier, provider, model, cost_nano, outcome, at"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with conn.cursor().copy(f"COPY ledger ({columns}) FROM STDIN") as copy:
+            for seq in range(2, 50):
+                copy.write_row(
+                    (
+                        task_id,
+                        seq,
+                        f"c{seq}",
+                        f"m{seq % 3}",
+                        "execution",
+                        "offline",
+                        "m",
+                        seq,
+                        "ok",
+                        "2030-01-01T00:00:00Z",
+                    )
+                )
+        conn.execute("UPDATE ledger SET module_id = 'moved' WHERE seq = 5")
+        conn.execute("UPDATE ledger SET cost_nano = 1000 WHERE seq = 6")
+        conn.execute("DELETE FROM ledger WHERE seq IN (7, 8, 2)")
+
+    totals, ledger = _totals_and_ledger(pg_url)
+    assert totals == ledger
+    assert len(totals) == 5  # m0..m2, "moved" and the task-level error
+
+
+async def test_migrating_a_database_with_a_ledger_counts_it_into_the_totals(
+    pg_empty_url: str,  # noqa: F811
+) -> None:
+    first, *later = postgres_migrations()
+    conn = await connect(pg_empty_url)
+    try:
+        await apply_migrations(conn, [first])
+        await conn.execute(
+            "INSERT INTO ledger (task_id, seq, call_id, module_id, tier, provider, model,"
+            " cost_nano, outcome, at) SELECT 't1', n, 'c' || n, 'm' || (n % 4), 'utility',"
+            " 'offline', 'm', n, 'ok', now() FROM generate_series(1, 40) AS n"
+        )
+        await apply_migrations(conn, later)
+    finally:
+        await conn.close()
+
+    totals, ledger = _totals_and_ledger(pg_empty_url)
+    assert totals == ledger
+    assert len(totals) == 4
+
+
 # --- migrations ----------------------------------------------------------------------------------
 
 
@@ -189,14 +286,14 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(
         await asyncio.gather(*(s.close() for s in stores))
     with psycopg.connect(pg_empty_url) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(v,) for v in _KNOWN_VERSIONS]
 
 
 async def test_db_migrate_applies_pending_versions_once(pg_empty_url: str) -> None:  # noqa: F811
     first = await db_admin.migrate(pg_empty_url)
     again = await db_admin.migrate(pg_empty_url)
 
-    assert (first, again) == ([1], [])
+    assert (first, again) == (_KNOWN_VERSIONS, [])
 
 
 async def test_db_status_lists_pending_versions_of_a_new_database(
@@ -209,14 +306,14 @@ async def test_db_status_lists_pending_versions_of_a_new_database(
         0,
         False,
     )
-    assert [m["version"] for m in status["pending"]] == [1]
+    assert [m["version"] for m in status["pending"]] == _KNOWN_VERSIONS
 
 
 async def test_db_status_of_a_migrated_database_is_up_to_date(pg_url: str) -> None:  # noqa: F811
     status = await db_admin.status(pg_url)
 
-    assert (status["current_version"], status["pending"]) == (1, [])
-    assert [m["name"] for m in status["applied"]] == ["init"]
+    assert (status["current_version"], status["pending"]) == (_KNOWN_VERSIONS[-1], [])
+    assert [m["name"] for m in status["applied"]] == [m.name for m in postgres_migrations()]
 
 
 async def test_unreachable_server_fails_with_the_password_masked(

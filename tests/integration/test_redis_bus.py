@@ -455,7 +455,8 @@ async def test_queued_work_goes_to_one_consumer_only(queue: RedisWorkQueue) -> N
     first = await queue.claim("w1", block_ms=None)
     second = await queue.claim("w2", block_ms=None)
 
-    assert first == (entry_id, "t1")
+    assert first is not None
+    assert (first.entry_id, first.task_id, first.reclaimed) == (entry_id, "t1", False)
     assert second is None
 
 
@@ -465,7 +466,9 @@ async def test_a_blocked_claim_takes_work_queued_while_it_waits(queue: RedisWork
 
     entry_id = await queue.enqueue("t1")
 
-    assert await waiting == (entry_id, "t1")
+    claim = await waiting
+    assert claim is not None
+    assert (claim.entry_id, claim.task_id) == (entry_id, "t1")
 
 
 async def test_work_held_by_a_dead_worker_is_reclaimed_by_another(queue: RedisWorkQueue) -> None:
@@ -475,7 +478,7 @@ async def test_work_held_by_a_dead_worker_is_reclaimed_by_another(queue: RedisWo
     async def reclaimed() -> bool:
         claim = await queue.claim("survivor", block_ms=None, min_idle_ms=100)
         if claim is not None:
-            assert claim == (entry_id, "t1")
+            assert (claim.entry_id, claim.task_id, claim.reclaimed) == (entry_id, "t1", True)
         return claim is not None
 
     await eventually(reclaimed)
@@ -507,7 +510,7 @@ async def test_touching_work_keeps_it_from_being_reclaimed(
 
     try:
         await eventually(idle_for_a_second)
-        assert await queue.touch("w1", claim.entry_id) is True
+        assert await queue.touch("w1", claim.entry_id) == "held"
 
         assert await queue.claim("w2", block_ms=None, min_idle_ms=1000) is None
     finally:
@@ -524,7 +527,40 @@ async def test_a_worker_whose_work_was_reclaimed_is_told_so(queue: RedisWorkQueu
 
     await eventually(reclaimed)
 
-    assert await queue.touch("slow", claim.entry_id) is False
+    assert await queue.touch("slow", claim.entry_id) == "taken"
+
+
+async def test_touching_work_that_was_acked_finds_it_gone(queue: RedisWorkQueue) -> None:
+    await queue.enqueue("t1")
+    claim = await queue.claim("w1", block_ms=None)
+    assert claim is not None
+    await queue.ack(claim.entry_id)
+
+    assert await queue.touch("w1", claim.entry_id) == "gone"
+
+
+async def test_a_run_request_travels_with_the_work(queue: RedisWorkQueue) -> None:
+    await queue.enqueue("t1", run_id="run_1", notes="shorter, please")
+
+    claim = await queue.claim("w1", block_ms=None)
+
+    assert claim is not None
+    assert (claim.task_id, claim.run_id, claim.notes) == ("t1", "run_1", "shorter, please")
+
+
+async def test_released_work_is_reclaimed_at_once_by_another_worker(
+    queue: RedisWorkQueue,
+) -> None:
+    entry_id = await queue.enqueue("t1")
+    claim = await queue.claim("leaving", block_ms=None)
+    assert claim is not None
+
+    assert await queue.release("leaving", claim.entry_id) == "held"
+
+    taken = await queue.claim("staying", block_ms=None, min_idle_ms=60_000)
+    assert taken is not None
+    assert (taken.entry_id, taken.reclaimed) == (entry_id, True)
+    assert await queue.release("leaving", claim.entry_id) == "taken"
 
 
 async def test_the_queue_recovers_its_group_after_redis_lost_it(
@@ -536,4 +572,6 @@ async def test_the_queue_recovers_its_group_after_redis_lost_it(
 
     entry_id = await queue.enqueue("t1")
 
-    assert await queue.claim("w1", block_ms=None) == (entry_id, "t1")
+    claim = await queue.claim("w1", block_ms=None)
+    assert claim is not None
+    assert (claim.entry_id, claim.task_id) == (entry_id, "t1")

@@ -9,6 +9,9 @@ import pytest
 
 from agentfirm.errors import BadInput
 from agentfirm.store import db_admin
+from agentfirm.store.migrate import load_migrations
+
+_KNOWN = [m.version for m in load_migrations()]
 
 
 async def test_migrate_applies_pending_versions_once(tmp_path: Path) -> None:
@@ -17,7 +20,7 @@ async def test_migrate_applies_pending_versions_once(tmp_path: Path) -> None:
     first = await db_admin.migrate(url)
     again = await db_admin.migrate(url)
 
-    assert (first, again) == ([1], [])
+    assert (first, again) == (_KNOWN, [])
 
 
 async def test_status_of_a_missing_file_is_all_pending_and_creates_nothing(tmp_path: Path) -> None:
@@ -30,7 +33,7 @@ async def test_status_of_a_missing_file_is_all_pending_and_creates_nothing(tmp_p
         0,
         False,
     )
-    assert [m["version"] for m in status["pending"]] == [1]
+    assert [m["version"] for m in status["pending"]] == _KNOWN
     assert not path.exists()
 
 
@@ -40,8 +43,12 @@ async def test_status_after_migrate_is_up_to_date(tmp_path: Path) -> None:
 
     status = await db_admin.status(url)
 
-    assert (status["current_version"], status["latest_version"], status["pending"]) == (1, 1, [])
-    assert [m["name"] for m in status["applied"]] == ["init"]
+    assert (status["current_version"], status["latest_version"], status["pending"]) == (
+        _KNOWN[-1],
+        _KNOWN[-1],
+        [],
+    )
+    assert [m["name"] for m in status["applied"]] == [m.name for m in load_migrations()]
 
 
 async def test_an_unknown_url_scheme_is_bad_input_with_the_password_masked() -> None:

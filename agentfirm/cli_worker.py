@@ -1,0 +1,123 @@
+"""``agentfirm worker``: run Build Masters for approved tasks queued on Redis, on this machine.
+
+Start as many as you like, on as many machines as you like; they share the work through the Redis
+work queue and the budget through Postgres (``AGENTFIRM_RUNNER=worker`` on the Master's side sends
+tasks their way). SIGTERM or Ctrl-C stops a worker cleanly: its unfinished tasks are handed back
+and another worker resumes them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agentfirm.cli_context import CliContext, OfflineOpt, context, env_for, fail, run_async
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agentfirm.settings import Settings
+    from agentfirm.worker import WorkerOptions, WorkerReport
+
+
+def worker(
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="This worker's name in the queue (default: HOST-PID)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Tasks run at once.")
+    ] = 1,
+    reclaim_after: Annotated[
+        float,
+        typer.Option(
+            "--reclaim-after",
+            min=0.1,
+            metavar="SECONDS",
+            help="Take over work whose worker has been silent this long (presumed dead).",
+        ),
+    ] = 60.0,
+    max_tasks: Annotated[
+        int | None,
+        typer.Option("--max-tasks", min=1, help="Stop after running this many tasks."),
+    ] = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Run Build Masters for approved tasks queued on Redis (needs Postgres and Redis)."""
+    from agentfirm.worker import WorkerOptions, default_name
+
+    env = env_for(offline)
+    ctx = context(env)
+    problems = _problems(ctx.settings)
+    if problems:
+        raise fail("worker: " + "; ".join(problems))
+    options = WorkerOptions(
+        name=name or default_name(),
+        concurrency=concurrency,
+        reclaim_after_s=reclaim_after,
+        max_tasks=max_tasks,
+    )
+    run_async(_serve(ctx, env, options))
+
+
+def _problems(settings: Settings) -> list[str]:
+    problems = []
+    database = settings.database_url or ""
+    if not database.startswith(("postgresql://", "postgres://")):
+        problems.append(
+            "AGENTFIRM_DATABASE_URL is not a postgresql:// URL — workers share tasks and budgets"
+            " through Postgres (set it to postgresql://USER:PASSWORD@HOST/DB)"
+        )
+    if not settings.redis_url:
+        problems.append(
+            "AGENTFIRM_REDIS_URL is not set — workers take tasks from the Redis work queue"
+            " (set it to redis://HOST:6379/0)"
+        )
+    return problems
+
+
+async def _serve(ctx: CliContext, env: dict[str, str], options: WorkerOptions) -> None:
+    import asyncio
+    import contextlib
+    import signal
+
+    from agentfirm.app import App
+    from agentfirm.bus.redis_work import RedisWorkQueue
+    from agentfirm.cli_output import console
+    from agentfirm.settings import mask_url
+    from agentfirm.worker import Worker
+
+    settings = ctx.settings
+    assert settings.redis_url is not None  # checked by ``worker``
+    out = console()
+    app = await App.open(settings, redactor=ctx.redactor, secrets=ctx.secrets, env=env)
+    queue = RedisWorkQueue(settings.redis_url)
+    async with app:
+        app.router  # noqa: B018 - fail now, not at the first task, when no provider can serve
+        await queue.open()
+        try:
+            main = asyncio.current_task()
+            assert main is not None
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, main.cancel)
+            out.print(
+                f"worker {options.name}: taking tasks from {mask_url(settings.redis_url)}"
+                f" ({options.concurrency} at a time)"
+            )
+            with contextlib.suppress(asyncio.CancelledError):
+                await Worker(app, queue, options, report=_printer(out)).run()
+            out.print(f"worker {options.name}: stopped")
+        finally:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            await queue.close()
+
+
+def _printer(out: Console) -> Callable[[WorkerReport], None]:
+    def show(report: WorkerReport) -> None:
+        run = f" (run {report.run_id})" if report.run_id else ""
+        detail = f": {report.detail}" if report.detail else ""
+        out.print(f"{report.kind} task {report.task_id}{run}{detail}")
+
+    return show

@@ -1,0 +1,219 @@
+"""Build Master workers: run the builds of approved tasks claimed from the Redis work queue
+(ARCHITECTURE.md §1 scale-out; the ``worker`` runner queues them).
+
+A worker claims an entry, runs the task's Build Master (every module not yet done, then the
+stitched draft, publishing as it goes and ending with ``runner.finished``), touches its claim while
+it runs and acks it at the end. Work held by a worker that died is reclaimed by another (XAUTOCLAIM
+once the claim has been idle for ``reclaim_after_s``), which releases the budget reservations the
+dead worker's calls left and resumes the build: done modules are reused, the rest run. The budget
+lives in the shared Postgres store, so however many workers run a task, spend cannot pass its
+ceiling. A worker that finds its claim taken over (it was presumed dead) stops that build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import structlog
+
+from agentfirm.app import App
+from agentfirm.build.remote import run_for_worker
+from agentfirm.build.scheduler import leaf_errors
+from agentfirm.bus.redis_conn import Backoff, BusUnavailable
+from agentfirm.bus.redis_work import RedisWorkQueue, WorkClaim
+from agentfirm.errors import NotFound
+from agentfirm.handoff.task_repo import RunRequest
+from agentfirm.ids import new_id
+from agentfirm.log import bind_ids
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+# How long a clean stop may spend handing its claims back before it gives up on Redis.
+_RELEASE_TIMEOUT_S = 2.0
+
+ReportKind = Literal["claimed", "finished", "skipped", "taken_over", "released", "crashed"]
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """Something a worker did, for its front end (``agentfirm worker`` prints one line each)."""
+
+    kind: ReportKind
+    task_id: str
+    run_id: str = ""
+    detail: str = ""
+
+
+Report = Callable[[WorkerReport], None]
+
+
+def default_name() -> str:
+    """A consumer name unique to this process: ``host-pid``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str = field(default_factory=default_name)
+    concurrency: int = 1
+    """Tasks run at once (each runs ``max_concurrency`` sub-agents at once)."""
+    reclaim_after_s: float = 60.0
+    """A claim idle this long belongs to a dead worker; claims are touched three times as often."""
+    max_tasks: int | None = None
+    """Stop after claiming this many tasks (and finishing them); None: run until cancelled."""
+    block_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        few_tasks = self.max_tasks is not None and self.max_tasks < 1
+        if self.concurrency < 1 or self.reclaim_after_s <= 0 or few_tasks:
+            raise ValueError("concurrency, reclaim_after_s and max_tasks must be positive")
+
+
+class _ClaimTaken(Exception):
+    """Another worker reclaimed this worker's claim: it finishes the task, this one stops."""
+
+
+class Worker:
+    """Claims work from ``queue`` and runs it on ``app`` (its store must be the shared Postgres,
+    its bus the shared Redis). ``report`` hears what happens, task by task."""
+
+    def __init__(
+        self,
+        app: App,
+        queue: RedisWorkQueue,
+        options: WorkerOptions | None = None,
+        *,
+        report: Report | None = None,
+    ) -> None:
+        self.app = app
+        self.queue = queue
+        self.options = options or WorkerOptions()
+        self._report = report
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    async def run(self) -> int:
+        """Claim and run tasks, ``concurrency`` at a time, until cancelled (a clean stop hands
+        unfinished claims back for other workers to take at once) or until ``max_tasks`` have
+        been claimed and run. Returns how many tasks were claimed. Rides out a Redis outage."""
+        options = self.options
+        slots = asyncio.Semaphore(options.concurrency)
+        claimed = 0
+        backoff = Backoff(cap=5.0)
+        log.info("worker.started", worker=self.name, concurrency=options.concurrency)
+        async with asyncio.TaskGroup() as group:
+            while options.max_tasks is None or claimed < options.max_tasks:
+                await slots.acquire()
+                try:
+                    claim = await self.queue.claim(
+                        self.name,
+                        block_ms=options.block_ms,
+                        min_idle_ms=round(options.reclaim_after_s * 1000),
+                    )
+                except BusUnavailable as err:
+                    slots.release()
+                    log.warning("worker.queue_unreachable", worker=self.name, error=str(err))
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                except BaseException:
+                    slots.release()
+                    raise
+                backoff.reset()
+                if claim is None:
+                    slots.release()
+                    continue
+                claimed += 1
+                group.create_task(self._serve(claim, slots), name=f"work:{claim.task_id}")
+        log.info("worker.stopped", worker=self.name, claimed=claimed)
+        return claimed
+
+    async def _serve(self, claim: WorkClaim, slots: asyncio.Semaphore) -> None:
+        try:
+            with bind_ids(task_id=claim.task_id):
+                await self.process(claim)
+        except Exception as err:  # one task's trouble must not stop the worker
+            log.exception("worker.task_crashed", task_id=claim.task_id, error=str(err))
+            self._tell("crashed", claim, detail=f"{type(err).__name__}: {err}")
+        finally:
+            slots.release()
+
+    async def process(self, claim: WorkClaim) -> None:
+        """Run one claimed task's build to its end and ack the claim. Not acked when another
+        worker took the claim over, or when cancelled (the claim is handed back first)."""
+        store = self.app.store
+        try:
+            task = await store.get_task(claim.task_id)
+        except NotFound:
+            task = None
+        if task is None or task.spec is None or task.status.is_final:
+            why = "no such task" if task is None else f"task is {task.status}"
+            log.warning("worker.skipped", task_id=claim.task_id, reason=why)
+            self._tell("skipped", claim, detail=why)
+            await self.queue.ack(claim.entry_id)
+            return
+        run = RunRequest(run_id=claim.run_id or new_id("run"), runner="worker", notes=claim.notes)
+        self._tell(
+            "claimed", claim, run_id=run.run_id, detail="reclaimed" if claim.reclaimed else ""
+        )
+        if claim.reclaimed:
+            # The previous holder died mid-call: its reservations would hold budget forever.
+            released = await store.release_reservations(claim.task_id)
+            log.warning("worker.reclaimed", task_id=claim.task_id, reservations=released)
+        try:
+            result = await self._holding(claim, run_for_worker(self.app, task.spec, run))
+        except _ClaimTaken:
+            log.warning("worker.claim_taken_over", task_id=claim.task_id, run_id=run.run_id)
+            self._tell("taken_over", claim, run_id=run.run_id)
+            return
+        await self.queue.ack(claim.entry_id)
+        self._tell("finished", claim, run_id=run.run_id, detail=result.outcome)
+
+    async def _holding(self, claim: WorkClaim, work: Awaitable[T]) -> T:
+        """``work``, with the claim touched meanwhile. Raises ``_ClaimTaken`` when another
+        worker took the claim over (``work`` is cancelled), and ``work``'s own error unwrapped;
+        hands the claim back when cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                keeper = group.create_task(self._keep(claim), name=f"touch:{claim.task_id}")
+                try:
+                    return await work
+                finally:
+                    keeper.cancel()
+        except BaseExceptionGroup as errors:
+            raise leaf_errors(errors)[0] from None
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_RELEASE_TIMEOUT_S):
+                    await self.queue.release(self.name, claim.entry_id)
+                self._tell("released", claim)
+            raise
+
+    async def _keep(self, claim: WorkClaim) -> None:
+        """Touch the claim every third of the reclaim time, until cancelled. A Redis outage is
+        ridden out (the claim may be reclaimed meanwhile: the next touch says so); a claim gone
+        altogether (a Redis that restarted empty) is still this worker's to finish."""
+        every = self.options.reclaim_after_s / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                hold = await self.queue.touch(self.name, claim.entry_id)
+            except BusUnavailable as err:
+                log.warning("worker.touch_failed", task_id=claim.task_id, error=str(err))
+                continue
+            if hold == "taken":
+                raise _ClaimTaken(claim.task_id)
+
+    def _tell(
+        self, kind: ReportKind, claim: WorkClaim, *, run_id: str = "", detail: str = ""
+    ) -> None:
+        if self._report is not None:
+            self._report(WorkerReport(kind, claim.task_id, run_id or claim.run_id, detail))

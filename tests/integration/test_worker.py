@@ -1,0 +1,122 @@
+"""``agentfirm.worker`` in one process on a real Redis + Postgres: a worker whose claim another
+worker took over stops its build and leaves the task to the new holder, which finishes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentfirm.app import App
+from agentfirm.bus.redis_work import RedisWorkQueue
+from agentfirm.domain import ModuleStatus
+from agentfirm.master.decisions import AutoDecider
+from agentfirm.secrets import Redactor, SecretStore
+from agentfirm.settings import load_settings
+from agentfirm.worker import Worker, WorkerOptions, WorkerReport
+from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
+from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+
+REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
+# A guard against hanging forever when a behaviour is broken, not a timing assertion.
+GUARD_S = 60
+
+
+@pytest.fixture
+async def app(tmp_path: Path, redis_url: str, pg_url: str) -> AsyncIterator[App]:  # noqa: F811
+    env = {
+        "AGENTFIRM_HOME": str(tmp_path / "home"),
+        "AGENTFIRM_REDIS_URL": redis_url,
+        "AGENTFIRM_DATABASE_URL": pg_url,
+        "AGENTFIRM_OFFLINE": "1",
+        "AGENTFIRM_OFFLINE_LATENCY_MS": "100-200",
+        "AGENTFIRM_RUNNER": "worker",
+        "AGENTFIRM_QUALITY_REVISION": "false",
+    }
+    redactor = Redactor()
+    opened = await App.open(
+        load_settings(env), redactor=redactor, secrets=SecretStore(redactor, env=env), env=env
+    )
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[RedisWorkQueue]:  # noqa: F811
+    work = RedisWorkQueue(redis_url)
+    await work.open()
+    yield work
+    await work.close()
+
+
+async def test_a_worker_whose_claim_was_taken_over_stops_and_the_new_holder_finishes(
+    app: App, queue: RedisWorkQueue
+) -> None:
+    running = asyncio.create_task(app.master(AutoDecider()).run(REQUEST))
+    slow: list[WorkerReport] = []
+    first = Worker(
+        app, queue, WorkerOptions(name="slow", reclaim_after_s=0.6, max_tasks=1), report=slow.append
+    )
+    async with asyncio.timeout(GUARD_S):
+        stopped = asyncio.create_task(first.run())
+
+        async def module_running() -> str | None:
+            for task in await app.store.list_tasks():
+                runs = await app.store.list_module_runs(task.id)
+                if any(r.status is ModuleStatus.RUNNING for r in runs):
+                    return task.id
+            return None
+
+        while (task_id := await module_running()) is None:  # noqa: ASYNC110 - store state
+            await asyncio.sleep(0.02)
+        # Another worker takes the claim over, as XAUTOCLAIM does once a claim looks dead.
+        taken = await queue.claim("fast", block_ms=None, min_idle_ms=0)
+        assert taken is not None
+        assert taken.reclaimed
+
+        assert await stopped == 1
+        unfinished = [e for e in await app.bus.replay(task_id) if e.type == "runner.finished"]
+        fast: list[WorkerReport] = []
+        await Worker(app, queue, WorkerOptions(name="fast"), report=fast.append).process(taken)
+        result = await running
+
+    assert [r.kind for r in slow] == ["claimed", "taken_over"]
+    assert unfinished == []  # the slow worker announced nothing: the run was not over
+    assert [(r.kind, r.detail) for r in fast] == [("claimed", "reclaimed"), ("finished", "ok")]
+    assert result.status == "completed", result.error
+    assert await queue.touch("fast", taken.entry_id) == "gone"  # acked by its holder
+    runs = await app.store.list_module_runs(task_id)
+    assert all(r.status is ModuleStatus.DONE for r in runs)
+    budget = await app.store.get_budget(task_id)
+    assert budget.reserved_nano == 0
+    assert budget.spent_nano <= budget.ceiling_nano
+
+
+async def test_a_worker_stopped_mid_build_hands_its_task_back_at_once(
+    app: App, queue: RedisWorkQueue
+) -> None:
+    running = asyncio.create_task(app.master(AutoDecider()).run(REQUEST))
+    leaving: list[WorkerReport] = []
+    first = Worker(app, queue, WorkerOptions(name="leaving"), report=leaving.append)
+    async with asyncio.timeout(GUARD_S):
+        stopping = asyncio.create_task(first.run())
+        while not any(r.kind == "claimed" for r in leaving):  # noqa: ASYNC110 - its reports
+            await asyncio.sleep(0.02)
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
+
+        # with the default reclaim time (a minute), only a handed-back claim is taken now
+        taken = await queue.claim("staying", block_ms=None)
+        assert taken is not None
+        await Worker(app, queue, WorkerOptions(name="staying")).process(taken)
+        result = await running
+
+    assert [r.kind for r in leaving] == ["claimed", "released"]
+    assert taken.reclaimed
+    assert result.status == "completed", result.error
