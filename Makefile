@@ -31,7 +31,13 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+# LangGraph (the scheduler bench's baseline) is a bench-only extra, never an agentfirm dependency.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 	@for b in bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done
 

@@ -41,9 +41,14 @@ def _settings_env(settings: Settings) -> dict[str, str]:
 
 def _store_for(settings: Settings) -> Store:
     """The system of record the settings name: Postgres (Supabase too) for a ``postgresql://``
-    URL, else the embedded SQLite file."""
+    URL — its hot reads served from a local SQLite cache unless ``store_cache`` is off — else
+    the embedded SQLite file."""
     url = settings.database_url
     if url and url.startswith(("postgresql://", "postgres://")):
+        if settings.store_cache:
+            from agentfirm.store.cache import CachedStore, cache_path
+
+            return CachedStore(url, cache_path(settings.paths.data_dir, url))
         from agentfirm.store.postgres import PostgresStore
 
         return PostgresStore(url)
@@ -161,11 +166,8 @@ class App:
         problems = runner_problems(self.settings, name)
         if problems:
             raise ConfigError(problems)
-        build = BuildMaster(
-            store=self.store,
-            bus=self.bus,
-            router=self.router,
-            max_concurrency=self.settings.max_concurrency,
+        build = BuildMaster.from_settings(
+            self.settings, store=self.store, bus=self.bus, router=self.router
         )
         return MasterAgent(
             store=self.store,
@@ -179,6 +181,7 @@ class App:
             observer=observer,
             router=self.router,
             intake_budget_nano=usd_to_nano(self.settings.budget_usd),
+            quality_revision=self.settings.quality_revision,
             runner=runner_for(
                 name,
                 build=build,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from agentfirm.master.decisions import BudgetDecision, PlanDecision, ReviewDecision
+from agentfirm.master.decisions import BudgetDecision, FailureChoice, PlanDecision, ReviewDecision
 from agentfirm.money import nano_to_float, usd_to_nano
 
 if TYPE_CHECKING:
@@ -112,3 +112,24 @@ class TerminalDecider:
                 names = (await self._input("modules to re-run (blank = all): ")).split(",")
                 modules = tuple(n.strip() for n in names if n.strip())
                 return ReviewDecision("revise", notes, modules)
+
+    async def module_failed(
+        self, task: Task, module_id: str, error: str, attempts: int
+    ) -> FailureChoice:
+        """Retry the module, skip it (its dependents go on without it) or abort the task."""
+        from rich.markup import escape
+
+        self.out.print(
+            f"\n[red]Module {escape(module_id)} failed[/] after {attempts} attempt(s): "
+            f"{escape(error)}",
+            highlight=False,
+        )
+        while True:
+            answer = (await self._input("[r]etry / [s]kip / [a]bort: ")).strip().lower() or "r"
+            if answer in ("r", "retry"):
+                return "retry"
+            if answer in ("s", "skip"):
+                return "skip"
+            if answer in ("a", "abort"):
+                return "abort"
+            self.out.print("  type r, s or a")

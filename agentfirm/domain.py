@@ -172,8 +172,11 @@ class Budget(_Model):
         return self.ceiling_nano - self.spent_nano - self.reserved_nano
 
 
-ApprovalKind = Literal["plan", "budget", "review", "module_failed"]
-ApprovalDecision = Literal["pending", "approved", "revise", "rejected", "aborted"]
+ApprovalKind = Literal["plan", "budget", "review", "module_failed", "clarify", "failure"]
+"""``clarify``: questions before planning; ``failure``: a module failed after its retries
+(``module_failed`` is an older name nothing writes any more)."""
+ApprovalDecision = Literal["pending", "approved", "revise", "rejected", "aborted", "retry", "skip"]
+"""``revise`` answers a review; ``retry`` and ``skip`` answer a ``failure``."""
 
 
 class Approval(_Model):

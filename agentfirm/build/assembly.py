@@ -19,6 +19,10 @@ SIMULATION_BANNER = (
     "costs are simulated at list price."
 )
 NOT_JUDGED = "not judged"
+SKIPPED_NOTE = (
+    "> **Skipped** — this module failed and the client chose to go on without it: nothing in "
+    "this deliverable comes from it."
+)
 
 
 def _firm(spec: TaskSpec) -> str:
@@ -29,8 +33,11 @@ def _checklist(spec: TaskSpec) -> str:
     return "\n".join(f"{n}. {item}" for n, item in enumerate(spec.quality_checklist, start=1))
 
 
-def stitch_messages(spec: TaskSpec, artifacts: Mapping[str, Artifact]) -> list[Message]:
-    """Ask for one coherent deliverable built only from the module outputs (in plan order)."""
+def stitch_messages(
+    spec: TaskSpec, artifacts: Mapping[str, Artifact], *, skipped: Sequence[str] = ()
+) -> list[Message]:
+    """Ask for one coherent deliverable built only from the module outputs (in plan order),
+    saying which modules were skipped so the deliverable does not pretend to cover them."""
     system = (
         f"You are the engagement lead of a {_firm(spec)} consulting team. Stitch your "
         "specialists' module outputs into one coherent deliverable for the client: a title, an "
@@ -43,6 +50,14 @@ def stitch_messages(spec: TaskSpec, artifacts: Mapping[str, Artifact]) -> list[M
     if spec.quality_checklist:
         parts.append(f"# The deliverable must meet\n\n{_checklist(spec)}")
     parts.append("# Module outputs\n\n" + render_upstream(artifacts, level=2))
+    if skipped:
+        titles = {m.id: m.title or m.id for m in spec.plan.modules}
+        names = "\n".join(f"- {titles.get(m, m)} (`{m}`)" for m in skipped)
+        parts.append(
+            f"# Skipped modules\n\n{names}\n\nThese failed and the client chose to go on "
+            "without them: say in the deliverable what they would have covered and that it is "
+            "missing."
+        )
     return [Message("system", system), Message("user", "\n\n".join(parts))]
 
 
@@ -53,16 +68,19 @@ def deliverable_markdown(
     *,
     simulated: bool,
 ) -> str:
-    """The deliverable document: title, summary and sections, then an appendix with every module's
-    own output (so nothing a module found is lost in the stitch). Starts with the simulation
-    banner when any call of the task was simulated."""
-    titles = {m.id: m.title or m.id for m in spec.plan.modules}
+    """The deliverable document: title, summary and sections, then an appendix with every plan
+    module's own output (so nothing a module found is lost in the stitch), in plan order; a
+    module without output in ``artifacts`` was skipped and is marked so. Starts with the
+    simulation banner when any call of the task was simulated."""
     parts = [SIMULATION_BANNER + "\n"] if simulated else []
     parts.append(render_markdown("deliverable", content, level=1))
-    if artifacts:
-        parts.append("## Appendix: module outputs\n")
-        for module_id, artifact in artifacts.items():
-            parts.append(f"### {titles.get(module_id, module_id)} (`{module_id}`)\n")
+    parts.append("## Appendix: module outputs\n")
+    for module in spec.plan.modules:
+        parts.append(f"### {module.title or module.id} (`{module.id}`)\n")
+        artifact = artifacts.get(module.id)
+        if artifact is None:
+            parts.append(SKIPPED_NOTE + "\n")
+        else:
             parts.append(render_markdown(artifact.output_type, artifact.content, level=4))
     return "\n".join(parts)
 
@@ -80,15 +98,24 @@ def judge_messages(spec: TaskSpec, deliverable_md: str) -> list[Message]:
     return [Message("system", system), Message("user", user)]
 
 
-def judge_schema(checklist: Sequence[str]) -> dict[str, Any]:
+def judge_schema(checklist: Sequence[str], module_ids: Sequence[str] = ()) -> dict[str, Any]:
     """The quality report schema narrowed to this checklist: each entry's ``item`` must be one of
     its items, verbatim, and there must be at least one entry per item — so a model with
-    structured output cannot paraphrase an item out of the match."""
+    structured output cannot paraphrase an item out of the match. With ``module_ids``, each
+    entry also names the modules responsible for a failed item (for the revision round)."""
     schema = schema_for("quality_report")
     entries = schema["properties"]["items"]
     entries["minItems"] = max(1, len(checklist))
     item = entries["items"]["properties"]["item"]
     item["enum"] = list(dict.fromkeys(checklist))
+    if module_ids:
+        entries["items"]["properties"]["modules"] = {
+            "type": "array",
+            "items": {"type": "string", "enum": list(dict.fromkeys(module_ids))},
+            "description": "For a failed item, the modules whose output must change to meet "
+            "it; empty for a passed item.",
+        }
+        entries["items"]["required"].append("modules")
     return schema
 
 
@@ -101,26 +128,39 @@ def _key(text: str) -> str:
 
 
 def match_verdicts(
-    checklist: Sequence[str], judged: Sequence[Mapping[str, Any]]
+    checklist: Sequence[str],
+    judged: Sequence[Mapping[str, Any]],
+    module_ids: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Exactly one ``{item, passed, evidence}`` per checklist item, in checklist order, with the
-    item text verbatim from the checklist. The model's entries are matched by item text; items it
-    left out fail with evidence ``"not judged"``; entries for unknown items are dropped."""
+    """Exactly one ``{item, passed, evidence, modules}`` per checklist item, in checklist order,
+    with the item text verbatim from the checklist. The model's entries are matched by item text;
+    items it left out fail with evidence ``"not judged"``; entries for unknown items are dropped.
+    ``modules``: the known module ids the model named for a failed item (always empty for a
+    passed one)."""
     by_key: dict[str, list[Mapping[str, Any]]] = {}
     for entry in judged:
         by_key.setdefault(_key(str(entry.get("item", ""))), []).append(entry)
+    known = set(module_ids)
     verdicts = []
     for item in checklist:
         candidates = by_key.get(_key(item))
         if candidates:
             entry = candidates.pop(0)
+            passed = entry.get("passed") is True
+            named = entry.get("modules")
+            modules = (
+                list(dict.fromkeys(str(m) for m in named if str(m) in known))
+                if isinstance(named, list) and not passed
+                else []
+            )
             verdicts.append(
                 {
                     "item": item,
-                    "passed": entry.get("passed") is True,
+                    "passed": passed,
                     "evidence": str(entry.get("evidence") or ""),
+                    "modules": modules,
                 }
             )
         else:
-            verdicts.append({"item": item, "passed": False, "evidence": NOT_JUDGED})
+            verdicts.append({"item": item, "passed": False, "evidence": NOT_JUDGED, "modules": []})
     return verdicts

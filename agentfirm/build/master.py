@@ -3,14 +3,15 @@ judges it against the quality checklist (ARCHITECTURE.md §5).
 
 Progress goes to the task's ``events`` stream; decisions come back on its ``control`` stream
 (``budget.adjusted``, ``abort``). Everything it does is persisted as it happens, so a run that dies
-resumes without re-running a completed module.
+resumes without re-running a completed module. ``module_runner.py`` runs each module (retries,
+research escalations); this module schedules them, stitches and judges.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -21,37 +22,37 @@ from agentfirm.build.assembly import (
     match_verdicts,
     stitch_messages,
 )
+from agentfirm.build.attachments import Attachments
 from agentfirm.build.budget_gate import BudgetGate, BuildAborted, last_control_seq
+from agentfirm.build.module_runner import (
+    ModuleFailed,
+    ModuleRunner,
+    Policy,
+    Sleep,
+    publish_cost,
+    retrying,
+)
+from agentfirm.build.research import ResearchAgent
 from agentfirm.build.scheduler import leaf_errors, run_dag, waves
-from agentfirm.build.subagent import RouterLike, run_subagent, structured_output
+from agentfirm.build.subagent import RouterLike, structured_output
 from agentfirm.bus.base import Bus
-from agentfirm.domain import Artifact, ModuleRun, ModuleSpec, ModuleStatus, TaskSpec, utcnow
-from agentfirm.errors import AgentfirmError, NotFound, ProviderError
+from agentfirm.domain import Artifact, ModuleRun, ModuleSpec, ModuleStatus, TaskSpec, Tier
+from agentfirm.errors import AgentfirmError
 from agentfirm.master.estimate import MAX_TOKENS, QUALITY_ID, STITCH_ID
-from agentfirm.money import nano_to_float
 from agentfirm.output_types import schema_for
 from agentfirm.router.base import CallResult
-from agentfirm.router.errors import FatalProviderError, ProviderAuthError
 from agentfirm.store.base import Store
+
+if TYPE_CHECKING:
+    from agentfirm.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 DELIVERABLE_ID = "_deliverable"
-Sleep = Callable[[float], Awaitable[None]]
-# A refused request or a rejected key fails the same way on every attempt.
-_NOT_RETRYABLE = (FatalProviderError, ProviderAuthError)
+ATTACHMENTS_DIR = "attachments"
+"""The attachment library's directory under the data dir."""
 
-
-class ModuleFailed(AgentfirmError):
-    """A module still failed after its last attempt. Completed modules are kept."""
-
-    def __init__(self, module_id: str, error: str) -> None:
-        self.module_id = module_id
-        self.error = error
-        super().__init__(
-            f"module {module_id} failed: {error}",
-            hint="retry the task; completed modules are not run again",
-        )
+__all__ = ["DELIVERABLE_ID", "BuildMaster", "ModuleFailed"]
 
 
 class BuildMaster:
@@ -65,49 +66,111 @@ class BuildMaster:
         max_attempts: int = 2,
         backoff_s: float = 0.5,
         sleep: Sleep = asyncio.sleep,
+        attachments: Attachments | None = None,
+        research_tier: Tier = "execution",
+        max_escalations: int = 1,
     ) -> None:
-        if max_concurrency < 1 or max_attempts < 1:
-            raise ValueError("max_concurrency and max_attempts must be at least 1")
+        """``attachments``: the task documents the research agent searches (None: none);
+        ``max_escalations``: research rounds one module may ask for (0: never offered)."""
+        if max_concurrency < 1 or max_attempts < 1 or max_escalations < 0:
+            raise ValueError(
+                "max_concurrency and max_attempts must be at least 1, max_escalations at least 0"
+            )
         self.store = store
         self.bus = bus
         self.router = router
         self.max_concurrency = max_concurrency
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self._sleep = sleep
+        self.attachments = attachments
+        self.policy = Policy(max_attempts, backoff_s, max_escalations, sleep)
+        self.research = (
+            ResearchAgent(router, attachments=attachments, tier=research_tier)
+            if max_escalations
+            else None
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, store: Store, bus: Bus, router: RouterLike
+    ) -> BuildMaster:
+        """The Build Master ``settings`` describe: concurrency, research (tier, escalations)
+        and the attachment library under the data dir."""
+        return cls(
+            store=store,
+            bus=bus,
+            router=router,
+            max_concurrency=settings.max_concurrency,
+            attachments=Attachments(settings.paths.data_dir / ATTACHMENTS_DIR),
+            research_tier=settings.research_tier,
+            max_escalations=settings.research_escalations,
+        )
 
     # ------------------------------------------------------------------ execute
     async def execute(
         self, spec: TaskSpec, *, rerun: Collection[str] = (), notes: str = ""
     ) -> None:
-        """Run every module that is not already done (plus those in ``rerun``, which get
-        ``notes``) as soon as its dependencies are done, ``max_concurrency`` at a time.
+        """Run every module that is not already done or skipped (plus those in ``rerun``, which
+        get ``notes``) as soon as its dependencies are done, ``max_concurrency`` at a time.
 
-        Raises ``ModuleFailed`` when a module fails after ``max_attempts`` (the others running
-        are cancelled and left pending), ``BuildAborted`` when an ``abort`` control event
-        arrives (at the budget gate or at any other time), and ``BadInput`` for an invalid
-        plan. A call refused for budget waits at the gate for ``budget.adjusted``."""
+        A module that fails after ``max_attempts`` stops only its descendants: the rest of the
+        graph still runs, then ``ModuleFailed`` is raised (for the first failure; every failed
+        module's row says ``failed``). ``BuildAborted`` is raised when an ``abort`` control event
+        arrives (at the budget gate or at any other time; everything running is cancelled), and
+        ``BadInput`` for an invalid plan. A call refused for budget waits at the gate for
+        ``budget.adjusted``. A skipped module counts as done: its dependents run without it and
+        are told so."""
         task_id = spec.task_id
         modules = spec.plan.modules
         runs = await self._prepare_runs(spec, set(rerun))
-        artifacts = dict(await self.store.latest_artifacts(task_id))
-        done = {
+        skipped = {m for m, run in runs.items() if run.status is ModuleStatus.SKIPPED}
+        latest = await self.store.latest_artifacts(task_id)
+        artifacts = {m: a for m, a in latest.items() if m not in skipped}
+        done = skipped | {
             module_id
             for module_id, run in runs.items()
             if run.status is ModuleStatus.DONE and module_id in artifacts
         }
+        research = self.research
+        if research is not None and not await research.available(task_id):
+            research = None
         await self.bus.publish(
             task_id,
             "build.started",
-            {"waves": waves(modules), "skipped": sorted(done), "rerun": sorted(rerun)},
+            {
+                "waves": waves(modules),
+                "skipped": sorted(done),
+                "rerun": sorted(rerun),
+                "research": research is not None,
+            },
         )
 
         async def body(gate: BudgetGate) -> None:
+            runner = ModuleRunner(
+                store=self.store,
+                bus=self.bus,
+                router=self.router,
+                research=research,
+                policy=self.policy,
+                spec=spec,
+                runs=runs,
+                artifacts=artifacts,
+                gate=gate,
+                notes=notes,
+                skipped=frozenset(skipped),
+            )
+
             async def run_one(module: ModuleSpec) -> None:
                 with structlog.contextvars.bound_contextvars(task_id=task_id, module_id=module.id):
-                    await self._run_module(spec, module, runs, artifacts, gate, notes)
+                    await runner.run(module)
 
-            await run_dag(modules, run_one, max_concurrency=self.max_concurrency, done=done)
+            await run_dag(
+                modules,
+                run_one,
+                max_concurrency=self.max_concurrency,
+                done=done,
+                contained=(ModuleFailed,),
+            )
 
         try:
             await self._supervised(task_id, body)
@@ -145,127 +208,45 @@ class BuildMaster:
             runs[module.id] = run
         return runs
 
-    async def _run_module(
-        self,
-        spec: TaskSpec,
-        module: ModuleSpec,
-        runs: dict[str, ModuleRun],
-        artifacts: dict[str, Artifact],
-        gate: BudgetGate,
-        notes: str,
-    ) -> None:
-        """Run one module with retries. ``runs[module.id]`` always holds its latest row."""
-        task_id = spec.task_id
-        upstream = {d: artifacts[d] for d in module.depends_on if d in artifacts}
-        run = runs[module.id].model_copy(update={"started_at": utcnow(), "finished_at": None})
-        try:
-            for attempt in range(1, self.max_attempts + 1):
-                run = run.model_copy(
-                    update={"status": ModuleStatus.RUNNING, "attempts": run.attempts + 1}
-                )
-                runs[module.id] = run
-                await self.store.upsert_module_run(run)
-                await self._publish(
-                    task_id,
-                    "module.started",
-                    module.id,
-                    {"attempt": attempt, "tier": module.tier, "wave": run.wave},
-                )
-                try:
-                    artifact, result = await gate.attempt(
-                        module.id,
-                        lambda: run_subagent(
-                            self.router,
-                            spec=spec,
-                            module=module,
-                            upstream=upstream,
-                            notes=notes,
-                            previous=artifacts.get(module.id),
-                        ),
-                    )
-                except ProviderError as err:
-                    if attempt == self.max_attempts or isinstance(err, _NOT_RETRYABLE):
-                        raise
-                    delay = self.backoff_s * 2 ** (attempt - 1)
-                    log.warning("module.retrying", attempt=attempt, error=str(err))
-                    await self._publish(
-                        task_id,
-                        "module.retrying",
-                        module.id,
-                        {"attempt": attempt, "error": str(err), "delay_s": delay},
-                    )
-                    await self._sleep(delay)
-                    continue
-                runs[module.id] = await self._complete(run, artifact, result, artifacts)
-                return
-        except BuildAborted:
-            raise  # not a failure of the module (``execute`` marks it pending)
-        except Exception as err:
-            error = str(err) or type(err).__name__
-            log.error("module.failed", error=error)
-            failed = run.model_copy(update={"status": ModuleStatus.FAILED, "finished_at": utcnow()})
-            runs[module.id] = failed
-            await self.store.upsert_module_run(failed)
-            await self._publish(task_id, "module.failed", module.id, {"error": error})
-            raise ModuleFailed(module.id, error) from err
-
-    async def _complete(
-        self,
-        run: ModuleRun,
-        artifact: Artifact,
-        result: CallResult,
-        artifacts: dict[str, Artifact],
-    ) -> ModuleRun:
-        await self.store.save_artifact(artifact)
-        artifacts[artifact.module_id] = artifact
-        run = run.model_copy(
-            update={
-                "status": ModuleStatus.DONE,
-                "finished_at": utcnow(),
-                "cost_nano": run.cost_nano + result.cost_nano,
-                "provider": result.provider,
-                "model": result.model,
-            }
-        )
-        await self.store.upsert_module_run(run)
-        await self._publish_cost(run.task_id, run.module_id, result)
-        await self._publish(
-            run.task_id,
-            "module.completed",
-            run.module_id,
-            {
-                "cost_usd": nano_to_float(run.cost_nano),
-                "provider": result.provider,
-                "model": result.model,
-                "attempts": run.attempts,
-                "simulated": result.simulated,
-            },
-        )
-        return run
-
     # ------------------------------------------------------------------ stitch and judge
+    async def _outputs(self, spec: TaskSpec) -> tuple[dict[str, Artifact], list[str]]:
+        """The latest output of every module not skipped, in plan order, and the skipped ids.
+        Raises ``AgentfirmError`` when a module that is not skipped has no output yet."""
+        latest = await self.store.latest_artifacts(spec.task_id)
+        runs = {r.module_id: r for r in await self.store.list_module_runs(spec.task_id)}
+        skipped = [
+            m.id
+            for m in spec.plan.modules
+            if m.id in runs and runs[m.id].status is ModuleStatus.SKIPPED
+        ]
+        missing = [m.id for m in spec.plan.modules if m.id not in latest and m.id not in skipped]
+        if missing:
+            raise AgentfirmError(
+                f"cannot stitch task {spec.task_id}: no output yet from {', '.join(missing)}",
+                hint="run the build first",
+            )
+        artifacts = {m.id: latest[m.id] for m in spec.plan.modules if m.id not in skipped}
+        return artifacts, skipped
+
     async def stitch(self, spec: TaskSpec) -> tuple[Artifact, str]:
         """Stitch the latest module outputs into the deliverable (a reasoning-tier call), save it
         as artifact ``_deliverable`` (next version) and publish ``draft.ready``. Returns the
         artifact and its markdown, which starts with the simulation banner when any call of the
-        task was simulated. Raises ``AgentfirmError`` when a module has no output yet."""
+        task was simulated and marks skipped modules in its appendix. Raises ``AgentfirmError``
+        when a module that was not skipped has no output yet."""
         task_id = spec.task_id
-        latest = await self.store.latest_artifacts(task_id)
-        missing = [m.id for m in spec.plan.modules if m.id not in latest]
-        if missing:
-            raise AgentfirmError(
-                f"cannot stitch task {task_id}: no output yet from {', '.join(missing)}",
-                hint="run the build first",
-            )
-        artifacts = {m.id: latest[m.id] for m in spec.plan.modules}
+        artifacts, skipped = await self._outputs(spec)
         result = await self._reasoning_call(
-            spec, STITCH_ID, stitch_messages(spec, artifacts), schema_for("deliverable")
+            spec,
+            STITCH_ID,
+            stitch_messages(spec, artifacts, skipped=skipped),
+            schema_for("deliverable"),
         )
         content = structured_output(result, module_id=STITCH_ID)
         ledger = await self.store.list_ledger(task_id)
         simulated = result.simulated or any(entry.simulated for entry in ledger)
         markdown = deliverable_markdown(spec, content, artifacts, simulated=simulated)
-        previous = latest.get(DELIVERABLE_ID)
+        previous = (await self.store.latest_artifacts(task_id)).get(DELIVERABLE_ID)
         artifact = Artifact(
             task_id=task_id,
             module_id=DELIVERABLE_ID,
@@ -282,6 +263,7 @@ class BuildMaster:
                 "version": artifact.version,
                 "title": str(content.get("title", "")),
                 "modules": list(artifacts),
+                "skipped": skipped,
                 "simulated": simulated,
             },
         )
@@ -289,20 +271,26 @@ class BuildMaster:
 
     async def judge(self, spec: TaskSpec, deliverable_md: str) -> dict[str, Any]:
         """Judge every checklist item pass/fail with evidence (one reasoning-tier call; none when
-        the checklist is empty). Returns ``{items: [{item, passed, evidence}], passed, failed,
-        simulated}`` with exactly one item per checklist entry, in order; items the model left out
-        fail with evidence ``"not judged"``. Publishes ``quality.judged``."""
+        the checklist is empty). Returns ``{items: [{item, passed, evidence, modules}], passed,
+        failed, simulated}`` with exactly one item per checklist entry, in order; items the model
+        left out fail with evidence ``"not judged"``; ``modules`` names the modules whose output
+        would have to change to meet a failed item (empty for a passed one). Publishes
+        ``quality.judged``."""
         task_id = spec.task_id
         checklist = spec.quality_checklist
+        module_ids = [m.id for m in spec.plan.modules]
         items: list[dict[str, Any]] = []
         simulated = False
         if checklist:
             result = await self._reasoning_call(
-                spec, QUALITY_ID, judge_messages(spec, deliverable_md), judge_schema(checklist)
+                spec,
+                QUALITY_ID,
+                judge_messages(spec, deliverable_md),
+                judge_schema(checklist, module_ids),
             )
             raw = structured_output(result, module_id=QUALITY_ID).get("items")
             judged = [e for e in raw if isinstance(e, Mapping)] if isinstance(raw, list) else []
-            items = match_verdicts(checklist, judged)
+            items = match_verdicts(checklist, judged, module_ids)
             simulated = result.simulated
             previous = (await self.store.latest_artifacts(task_id)).get(QUALITY_ID)
             await self.store.save_artifact(
@@ -331,35 +319,25 @@ class BuildMaster:
         task_id = spec.task_id
 
         async def body(gate: BudgetGate) -> CallResult:
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    return await gate.attempt(
-                        call_id,
-                        lambda: self.router.call(
-                            tier="reasoning",
-                            messages=messages,
-                            task_id=task_id,
-                            module_id=call_id,
-                            output_schema=schema,
-                            max_tokens=MAX_TOKENS["reasoning"],
-                        ),
-                    )
-                except ProviderError as err:
-                    if attempt == self.max_attempts or isinstance(err, _NOT_RETRYABLE):
-                        raise
-                    delay = self.backoff_s * 2 ** (attempt - 1)
-                    await self._publish(
-                        task_id,
-                        "module.retrying",
-                        call_id,
-                        {"attempt": attempt, "error": str(err), "delay_s": delay},
-                    )
-                    await self._sleep(delay)
-            raise AssertionError("unreachable: the last attempt returns or raises")
+            return await retrying(
+                self.bus,
+                task_id,
+                call_id,
+                self.policy,
+                gate,
+                lambda: self.router.call(
+                    tier="reasoning",
+                    messages=messages,
+                    task_id=task_id,
+                    module_id=call_id,
+                    output_schema=schema,
+                    max_tokens=MAX_TOKENS["reasoning"],
+                ),
+            )
 
         with structlog.contextvars.bound_contextvars(task_id=task_id, module_id=call_id):
             result = await self._supervised(task_id, body)
-        await self._publish_cost(task_id, call_id, result)
+        await publish_cost(self.store, self.bus, task_id, call_id, result)
         return result
 
     # ------------------------------------------------------------------ plumbing
@@ -388,26 +366,3 @@ class BuildMaster:
         self, task_id: str, type_: str, module_id: str, payload: dict[str, Any]
     ) -> None:
         await self.bus.publish(task_id, type_, payload, module_id=module_id)
-
-    async def _publish_cost(self, task_id: str, module_id: str, result: CallResult) -> None:
-        await self._publish(
-            task_id,
-            "cost.updated",
-            module_id,
-            {
-                "call_id": result.call_id,
-                "module_id": module_id,
-                "tier": result.tier,
-                "provider": result.provider,
-                "model": result.model,
-                "cost_usd": nano_to_float(result.cost_nano),
-                "simulated": result.simulated,
-                "spent_usd": nano_to_float(await self._spent_nano(task_id)),
-            },
-        )
-
-    async def _spent_nano(self, task_id: str) -> int:
-        try:
-            return (await self.store.get_budget(task_id)).spent_nano
-        except NotFound:
-            return sum(entry.cost_nano for entry in await self.store.list_ledger(task_id))

@@ -217,15 +217,40 @@ async def run_spec(
             return await _run(app, repos, location, spec, run, redactor.redact)
 
 
+async def run_for_worker(app: App, spec: TaskSpec, run: RunRequest) -> RemoteResult:
+    """What ``agentfirm worker`` does with a claimed task: ``run_spec`` on an open app, for a
+    spec read from the store. The outputs go to the task's repo when this machine can reach it
+    (a GitHub repo, or a local one on a shared disk); a failure to write them is reported, not
+    raised. Cancelled (the worker is stopping, or another worker took the task over), it
+    publishes nothing: the run is not over, someone else finishes it."""
+    task = await app.store.get_task(spec.task_id)
+    location = task.repo_path or ""
+    repos = _backend(location, app.settings, app.secrets) if location else None
+    with bind_ids(task_id=spec.task_id):
+        log.info("remote.run_started", run_id=run.run_id, repo=location, runner=run.runner)
+        return await _run(
+            app, repos, location, spec, run, app.redactor.redact, announce_cancellation=False
+        )
+
+
 async def _run(
-    app: App, repos: RepoBackend, location: str, spec: TaskSpec, run: RunRequest, redact: Redact
+    app: App,
+    repos: RepoBackend | None,
+    location: str,
+    spec: TaskSpec,
+    run: RunRequest,
+    redact: Redact,
+    *,
+    announce_cancellation: bool = True,
 ) -> RemoteResult:
     try:
         ended = await _build(app, spec, run, redact)
+    except asyncio.CancelledError:
+        if announce_cancellation:
+            await _announce_crash(app, spec, run, "CancelledError: the run was cancelled", redact)
+        raise
     except BaseException as err:
-        # The caller may be waiting on the bus for this run: tell it before going down.
-        with contextlib.suppress(Exception):
-            await _publish(app, spec, run, _Ended("error", redact(f"{type(err).__name__}: {err}")))
+        await _announce_crash(app, spec, run, f"{type(err).__name__}: {err}", redact)
         raise
     ended = await _write_outputs(app, repos, location, spec, run, ended, redact)
     await _publish(app, spec, run, ended)
@@ -247,13 +272,18 @@ async def _run(
     )
 
 
+async def _announce_crash(
+    app: App, spec: TaskSpec, run: RunRequest, error: str, redact: Redact
+) -> None:
+    """The caller may be waiting on the bus for this run: tell it before going down."""
+    with contextlib.suppress(Exception):
+        await _publish(app, spec, run, _Ended("error", redact(error)))
+
+
 async def _build(app: App, spec: TaskSpec, run: RunRequest, redact: Redact) -> _Ended:
     try:
-        build = BuildMaster(
-            store=app.store,
-            bus=app.bus,
-            router=app.router,
-            max_concurrency=app.settings.max_concurrency,
+        build = BuildMaster.from_settings(
+            app.settings, store=app.store, bus=app.bus, router=app.router
         )
         await build.execute(spec, notes=run.notes)
         artifact, markdown = await build.stitch(spec)
@@ -280,7 +310,7 @@ async def _build(app: App, spec: TaskSpec, run: RunRequest, redact: Redact) -> _
 
 async def _write_outputs(
     app: App,
-    repos: RepoBackend,
+    repos: RepoBackend | None,
     location: str,
     spec: TaskSpec,
     run: RunRequest,
@@ -289,6 +319,8 @@ async def _write_outputs(
 ) -> _Ended:
     """Module outputs (and the draft) into ``outputs/``; one pushed commit for GitHub repos. A
     failure to write them is reported, not raised: the results are in the store either way."""
+    if repos is None:
+        return ended
     latest = await app.store.latest_artifacts(spec.task_id)
     files: dict[str, str] = {
         f"{OUTPUTS_DIR}/{module.id}.json": json.dumps(

@@ -1,15 +1,19 @@
 """One sub-agent: a scoped brief for one module, one router call, one artifact.
 
 A sub-agent sees only what its module needs: the client's request, its own brief, the assumptions,
-its upstream modules' outputs and, on a revision, the notes and its previous output.
+its upstream modules' outputs (and which upstream modules were skipped), on a revision the notes
+and its previous output, and the research desk's notes when it asked for research. Offered
+research, its schema has a ``needs_research`` list (see ``research.py``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agentfirm.build.research import take_questions, with_research_field
 from agentfirm.domain import Artifact, ModuleSpec, TaskSpec, Tier
 from agentfirm.errors import ProviderError
 from agentfirm.master.estimate import MAX_TOKENS
@@ -77,12 +81,34 @@ def _shared_prompt(spec: TaskSpec) -> str:
     return "\n\n".join(parts)
 
 
-def _module_prompt(
-    module: ModuleSpec,
-    upstream: Mapping[str, Artifact],
-    notes: str,
-    previous: Artifact | None,
-) -> str:
+@dataclass(frozen=True)
+class Context:
+    """What a sub-agent is given beyond its module and upstream outputs."""
+
+    notes: str = ""
+    """Revision notes (the client's, or the quality review's)."""
+    previous: Artifact | None = None
+    """Its own latest output: shown for revision when there are notes."""
+    research: str = ""
+    """The research desk's notes (markdown), after it asked."""
+    offer_research: bool = False
+    """Whether it may ask for research (its schema gets ``needs_research``)."""
+    skipped: tuple[ModuleSpec, ...] = ()
+    """Upstream modules that failed and were skipped: it works without them."""
+
+
+_SKIPPED_RULE = (
+    "These modules you depend on failed and the client chose to go on without them. Do your "
+    "module without their output and say plainly what is missing because of it."
+)
+_RESEARCH_OFFER = (
+    "If you cannot do this module well without facts you do not have, put up to three specific "
+    "questions in needs_research: the research desk searches the client's documents (and the "
+    "web, where it can) and you run again with its notes. Otherwise leave needs_research empty."
+)
+
+
+def _module_prompt(module: ModuleSpec, upstream: Mapping[str, Artifact], context: Context) -> str:
     parts = [
         f"# Your module: {module.title or module.id} (`{module.id}`, output "
         f"{module.output_type})\n\n"
@@ -90,6 +116,14 @@ def _module_prompt(
     ]
     if upstream:
         parts.append("# Upstream outputs\n\n" + render_upstream(upstream, level=2))
+    if context.skipped:
+        names = "\n".join(f"- {m.title or m.id} (`{m.id}`)" for m in context.skipped)
+        parts.append(f"# Skipped upstream modules\n\n{names}\n\n{_SKIPPED_RULE}")
+    if context.research:
+        parts.append(f"# Research notes\n\n{context.research}")
+    if context.offer_research:
+        parts.append(f"# Research\n\n{_RESEARCH_OFFER}")
+    notes, previous = context.notes, context.previous
     if notes:
         parts.append(f"# Revision notes from the client\n\n{notes}")
         if previous is not None:
@@ -102,19 +136,26 @@ def build_messages(
     spec: TaskSpec,
     module: ModuleSpec,
     upstream: Mapping[str, Artifact],
-    *,
-    notes: str = "",
-    previous: Artifact | None = None,
+    context: Context = Context(),
 ) -> list[Message]:
     """The scoped brief. The first two messages — the team's rules and the engagement (request
     and assumptions) — are the same for every module of the task, so they are marked as a
     cacheable prefix: providers with prompt caching bill sibling sub-agents the cached rate for
-    it. The third message is this module's work: its brief, upstream outputs, revision notes."""
+    it. The third message is this module's work: its brief, upstream outputs, skipped upstream
+    modules, research notes, revision notes."""
     return [
         Message("system", _system_prompt(spec)),
         Message("user", _shared_prompt(spec), cache=True),
-        Message("user", _module_prompt(module, upstream, notes, previous)),
+        Message("user", _module_prompt(module, upstream, context)),
     ]
+
+
+@dataclass(frozen=True)
+class SubagentResult:
+    artifact: Artifact
+    call: CallResult
+    questions: list[str]
+    """What it asked the research desk (only when offered research; empty: it answered)."""
 
 
 async def run_subagent(
@@ -123,28 +164,34 @@ async def run_subagent(
     spec: TaskSpec,
     module: ModuleSpec,
     upstream: Mapping[str, Artifact],
-    notes: str = "",
-    previous: Artifact | None = None,
-) -> tuple[Artifact, CallResult]:
-    """Run ``module`` once at its tier with its output type's schema.
+    context: Context = Context(),
+) -> SubagentResult:
+    """Run ``module`` once at its tier with its output type's schema (plus ``needs_research``
+    when ``context.offer_research``).
 
-    ``upstream`` maps dependency ids to their latest artifacts; ``previous`` is this module's own
-    latest artifact, if any: the new artifact's version follows it, and with ``notes`` it is shown
-    to the model for revision. Nothing is saved. Raises what the router raises
-    (``BudgetExceeded``, ``ProviderError``) and ``ProviderError`` for output that is not JSON."""
+    ``upstream`` maps dependency ids to their latest artifacts; ``context.previous`` is this
+    module's own latest artifact, if any: the new artifact's version follows it, and with notes
+    it is shown to the model for revision. The artifact never carries ``needs_research``. Nothing
+    is saved. Raises what the router raises (``BudgetExceeded``, ``ProviderError``) and
+    ``ProviderError`` for output that is not JSON."""
+    schema = schema_for(module.output_type)
+    if context.offer_research:
+        schema = with_research_field(schema)
     result = await router.call(
         tier=module.tier,
-        messages=build_messages(spec, module, upstream, notes=notes, previous=previous),
+        messages=build_messages(spec, module, upstream, context),
         task_id=spec.task_id,
         module_id=module.id,
-        output_schema=schema_for(module.output_type),
+        output_schema=schema,
         max_tokens=MAX_TOKENS[module.tier],
     )
+    questions, content = take_questions(structured_output(result, module_id=module.id))
+    previous = context.previous
     artifact = Artifact(
         task_id=spec.task_id,
         module_id=module.id,
         version=previous.version + 1 if previous is not None else 1,
         output_type=module.output_type,
-        content=structured_output(result, module_id=module.id),
+        content=content,
     )
-    return artifact, result
+    return SubagentResult(artifact, result, questions if context.offer_research else [])

@@ -27,6 +27,13 @@ class BudgetDecision:
     reason: str = ""
 
 
+FailureChoice = Literal["retry", "skip", "abort"]
+"""What to do about a module that failed after its retries: run it again, go on without it
+(its dependents run and are told it is missing; the deliverable marks it skipped), or stop (the
+task fails)."""
+FAILURE_CHOICES: tuple[FailureChoice, ...] = ("retry", "skip", "abort")
+
+
 @dataclass(frozen=True)
 class ReviewDecision:
     kind: Literal["approve", "revise", "reject"]
@@ -52,10 +59,21 @@ class Decider(Protocol):
 
     # Optional: ``async def clarify(self, task, questions) -> list[tuple[str, str]] | None``.
     # Deciders without it (or returning None) cannot ask: the questions become assumptions.
+    # Optional: ``async def module_failed(self, task, module_id, error, attempts) ->
+    # FailureChoice`` (see ``FailureDecider``). Deciders without it abort, as ``--yes`` does.
+
+
+class FailureDecider(Protocol):
+    """A decider that can say what to do about a failed module."""
+
+    async def module_failed(
+        self, task: Task, module_id: str, error: str, attempts: int
+    ) -> FailureChoice: ...
 
 
 class AutoDecider:
-    """``--yes``: approve the plan at the given budget, never add budget, approve the draft.
+    """``--yes``: approve the plan at the given budget, never add budget, approve the draft,
+    abort on a failed module.
     A request no persona clearly matches is bad input: a script must name ``--persona``."""
 
     actor = "auto:--yes"
@@ -84,3 +102,9 @@ class AutoDecider:
 
     async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision:
         return ReviewDecision("approve", "approved non-interactively (--yes)")
+
+    async def module_failed(
+        self, task: Task, module_id: str, error: str, attempts: int
+    ) -> FailureChoice:
+        """A script gets a failed run (exit 1), never a half-done deliverable."""
+        return "abort"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -48,6 +51,26 @@ class ChainEntry:
         return f"{self.provider}:{self.model}"
 
 
+NATIVE_WEB_SEARCH = frozenset({"anthropic", "gemini"})
+"""Providers that can search the web themselves (a server-side tool) when a request allows it:
+Anthropic's ``web_search_20250305`` tool, Gemini's ``google_search`` grounding."""
+
+_WEB_SEARCH: ContextVar[bool] = ContextVar("agentfirm_web_search", default=False)
+
+
+@contextlib.contextmanager
+def web_search_allowed() -> Iterator[None]:
+    """Calls made inside this block (and the tasks it starts) let providers with native web
+    search use it. A context variable rather than a ``Router.call`` argument: the router passes
+    requests through untouched, so only the caller that wants search (the research agent) and
+    the providers that offer it need to know about it."""
+    token = _WEB_SEARCH.set(True)
+    try:
+        yield
+    finally:
+        _WEB_SEARCH.reset(token)
+
+
 @dataclass(frozen=True)
 class ProviderRequest:
     model: str
@@ -56,6 +79,9 @@ class ProviderRequest:
     tier: Tier
     output_schema: dict[str, Any] | None = None
     timeout_s: float = 120.0
+    web_search: bool = field(default_factory=_WEB_SEARCH.get)
+    """Whether the provider may search the web for this call (see ``web_search_allowed``);
+    providers without native search ignore it."""
 
 
 @dataclass(frozen=True)

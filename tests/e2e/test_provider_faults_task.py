@@ -1,11 +1,11 @@
 """A whole task through real SDKs while the primary provider fails (issue 3, acceptance item 2).
 
 The CLI runs in a subprocess against two loopback fakes: Anthropic (primary) fails about 30% of
-the calls with a seeded mix of 429 (retry-after 0), 503 and connection resets; OpenAI (fallback)
-always answers. Every answer satisfies the schema the request carries (the offline provider's
-generator builds it), and the planner gets the template back, so the plan is the persona's 12
-modules. Hangs are left out: the CLI has no setting for a short provider timeout (the router's
-is 120 s), so a hang would only make the test slow.
+the calls, its failures taking turns between a hang past the provider timeout (one second here,
+``AGENTFIRM_PROVIDER_TIMEOUT_S``), 429 (retry-after 0), 503 and a connection reset; OpenAI
+(fallback) always answers. Every answer satisfies the schema the request carries (the offline
+provider's generator builds it), and the planner gets the template back, so the plan is the
+persona's 12 modules.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ SEED = 20261124
 # "once": the primary fails the first attempt and the router's retry succeeds there;
 # "twice": it fails both attempts, so the call falls back to OpenAI.
 DECK = ["ok"] * 14 + ["once"] * 3 + ["twice"] * 3
+# What the failing attempts answer, in turn: every kind shows up whatever the arrival order.
+FAULTS = ("hang", "429", "503", "reset")
+TIMEOUT_S = 1
+HANG_S = 60.0
+"""Far past the timeout: the client gives up first (the fake stops waiting when it stops)."""
 
 # 12 modules in 4 waves: 4 ∥ 4 ∥ 3 ∥ 1.
 _WAVES: list[list[tuple[str, list[str]]]] = [
@@ -133,7 +138,7 @@ def _succeed(fake: ProviderFake, request: Recorded) -> Reply:
 
 class FlakyPrimary:
     """The primary's responder: each distinct request (by body) is dealt a card from the seeded
-    deck on first sight; its fault kind (429 / 503 / reset) is seeded too."""
+    deck on first sight; the failing attempts' kinds take turns through ``FAULTS``."""
 
     def __init__(self, fake: AnthropicFake) -> None:
         self._fake = fake
@@ -142,6 +147,7 @@ class FlakyPrimary:
         self._deck: list[str] = []
         self._seen: Counter[str] = Counter()
         self._cards: dict[str, str] = {}
+        self._failures = 0
         self.faults: Counter[str] = Counter()
 
     def _deal(self) -> str:
@@ -159,8 +165,11 @@ class FlakyPrimary:
             self._seen[key] += 1
             card = self._cards[key]
             failing = (card == "once" and attempt == 0) or (card == "twice" and attempt < 2)
-            kind = self._rng.choice(("429", "503", "reset")) if failing else "ok"
+            kind = FAULTS[self._failures % len(FAULTS)] if failing else "ok"
+            self._failures += failing
             self.faults[kind] += 1
+        if kind == "hang":
+            return self._fake.hang(HANG_S)
         if kind == "429":
             return self._fake.rate_limited(retry_after=0)
         if kind == "503":
@@ -207,7 +216,7 @@ class Outcome:
     costs: dict[str, Any]
     """``costs ID --json``."""
     faults: Counter[str]
-    """What the primary answered, by kind (``ok``, ``429``, ``503``, ``reset``)."""
+    """What the primary answered, by kind (``ok``, ``hang``, ``429``, ``503``, ``reset``)."""
     requests: Counter[str]
     """Requests each fake received, by provider name."""
 
@@ -230,6 +239,12 @@ def outcome(
         "AGENTFIRM_TIERS__REASONING": CHAIN,
         "AGENTFIRM_TIERS__EXECUTION": CHAIN,
         "AGENTFIRM_TIERS__UTILITY": CHAIN,
+        "AGENTFIRM_NO_DAEMON": "1",  # one process: no daemon left behind
+        "AGENTFIRM_PROVIDER_TIMEOUT_S": str(TIMEOUT_S),
+        # One answered call per module: the generated answers would always ask for research
+        # and fail a checklist item, and those re-runs are not what this test counts.
+        "AGENTFIRM_RESEARCH_ESCALATIONS": "0",
+        "AGENTFIRM_QUALITY_REVISION": "false",
     }
     result = _cli(home, env, "run", REQUEST, "--persona", "twelve", "--yes", "--json")
     assert result.code == 0, result.stderr[-4000:]
@@ -243,7 +258,21 @@ def outcome(
 def test_a_twelve_module_task_completes_through_a_flaky_primary(outcome: Outcome) -> None:
     assert outcome.doc["status"] == "completed"
     assert set(MODULES) <= set(outcome.doc["cost"]["by_module"])
-    assert sum(outcome.faults[kind] for kind in ("429", "503", "reset")) >= len(DECK) * 3 // 10
+    assert sum(outcome.faults[kind] for kind in FAULTS) >= len(DECK) * 3 // 10
+    assert all(outcome.faults[kind] for kind in FAULTS), outcome.faults
+
+
+def test_every_hang_is_an_error_row_the_router_gave_up_on(outcome: Outcome) -> None:
+    # A hung attempt is received, then abandoned at the timeout: an error row that waited at
+    # least that long (the other faults answer at once, so the longest errors are the hangs).
+    errors = sorted(
+        (c["latency_ms"] for c in outcome.costs["calls"] if c["outcome"] == "error"),
+        reverse=True,
+    )
+
+    hangs = outcome.faults["hang"]
+    assert len(errors) > hangs
+    assert all(latency >= TIMEOUT_S * 1000 for latency in errors[:hangs]), errors
 
 
 def test_the_ledger_shows_the_fallbacks(outcome: Outcome) -> None:

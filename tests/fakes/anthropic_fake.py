@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.http_fake import Recorded, Reply
+from tests.fakes.http_fake import Recorded, Reply, Responder
 from tests.fakes.provider_fake import ProviderFake
 
 _ERROR_TYPES = {
@@ -81,3 +81,49 @@ class AnthropicFake(ProviderFake):
 
     def overloaded(self) -> Reply:
         return self.error(529, "Overloaded")
+
+    def searched(self, text: str, *, url: str, title: str, query: str = "search") -> Responder:
+        """An answer after one server-side web search: the ``server_tool_use`` and
+        ``web_search_tool_result`` blocks, then ``text`` citing the page, as the API returns
+        them."""
+
+        def respond(request: Recorded) -> Reply:
+            body = self.success_body(request, text=text, data=None, usage=None)
+            body["content"] = [
+                {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE",
+                    "name": "web_search",
+                    "input": {"query": query},
+                },
+                {
+                    "type": "web_search_tool_result",
+                    "tool_use_id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE",
+                    "content": [
+                        {
+                            "type": "web_search_result",
+                            "url": url,
+                            "title": title,
+                            "encrypted_content": "EqgfCioIARgBIiQ3YTAwMjY1Mi1mZjM5",
+                            "page_age": "April 30, 2025",
+                        }
+                    ],
+                },
+                {
+                    "type": "text",
+                    "text": text,
+                    "citations": [
+                        {
+                            "type": "web_search_result_location",
+                            "url": url,
+                            "title": title,
+                            "encrypted_index": "Eo8BCioIAhgBIiQyYjQ0OWJmZi1lNm",
+                            "cited_text": text[:150],
+                        }
+                    ],
+                },
+            ]
+            body["usage"]["server_tool_use"] = {"web_search_requests": 1, "web_fetch_requests": 0}
+            return Reply(200, body)
+
+        return respond

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.http_fake import Recorded, Reply
+from tests.fakes.http_fake import Recorded, Reply, Responder
 from tests.fakes.provider_fake import ProviderFake
 
 _STATUSES = {
@@ -100,3 +100,23 @@ class GeminiFake(ProviderFake):
             }
         ]
         return Reply(400, body)
+
+    def grounded(self, text: str, *, uri: str, title: str, query: str = "search") -> Responder:
+        """An answer grounded by Google Search: ``text`` with the page in the candidate's
+        ``groundingMetadata``, as the API returns it."""
+
+        def respond(request: Recorded) -> Reply:
+            body = self.success_body(request, text=text, data=None, usage=None)
+            body["candidates"][0]["groundingMetadata"] = {
+                "webSearchQueries": [query],
+                "groundingChunks": [{"web": {"uri": uri, "title": title}}],
+                "groundingSupports": [
+                    {
+                        "segment": {"startIndex": 0, "endIndex": len(text), "text": text},
+                        "groundingChunkIndices": [0],
+                    }
+                ],
+            }
+            return Reply(200, body)
+
+        return respond

@@ -1,19 +1,20 @@
 """A scripted ``RouterLike`` for Master Agent tests: each call pops the next reply scripted for its
 ``module_id`` — a dict (returned as the structured output, unvalidated, so tests can feed replies a
-real router would repair) or an exception to raise — and is recorded."""
+real router would repair), a str (a free-text answer), an exception to raise, or a function of the
+recorded call returning one of those (a scripted model that reads its prompt) — and is recorded."""
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agentfirm.domain import Tier
 from agentfirm.router.base import CallResult, Message, Usage
 
-Reply = dict[str, Any] | Exception
+Answer = dict[str, Any] | str | Exception
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,14 @@ class RecordedCall:
     module_id: str | None
     output_schema: dict[str, Any] | None
     max_tokens: int
+
+    @property
+    def prompt(self) -> str:
+        """The last message's text: the module's own part of the prompt."""
+        return self.messages[-1].content if self.messages else ""
+
+
+Reply = Answer | Callable[[RecordedCall], Answer]
 
 
 class ScriptedRouter:
@@ -41,13 +50,13 @@ class ScriptedRouter:
         output_schema: dict[str, Any] | None = None,
         max_tokens: int = 2048,
     ) -> CallResult:
-        self.calls.append(
-            RecordedCall(tier, tuple(messages), task_id, module_id, output_schema, max_tokens)
-        )
+        call = RecordedCall(tier, tuple(messages), task_id, module_id, output_schema, max_tokens)
+        self.calls.append(call)
         queue = self._script.get(module_id or "")
         if not queue:
             raise AssertionError(f"no scripted reply left for module {module_id!r}")
-        reply = queue.popleft()
+        scripted = queue.popleft()
+        reply = scripted(call) if callable(scripted) else scripted
         if isinstance(reply, Exception):
             raise reply
         return CallResult(
@@ -55,8 +64,8 @@ class ScriptedRouter:
             tier=tier,
             provider="scripted",
             model="scripted-1",
-            text=json.dumps(reply),
-            data=reply,
+            text=reply if isinstance(reply, str) else json.dumps(reply),
+            data=None if isinstance(reply, str) else reply,
             usage=Usage(input_tokens=100, output_tokens=50),
             cost_nano=1_000,
             latency_ms=1,

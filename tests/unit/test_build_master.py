@@ -496,15 +496,20 @@ async def test_judge_returns_one_verdict_per_checklist_item_in_order(
     router.responses["_quality"] = {
         "items": [
             {"item": "2. states the market size.", "passed": True, "evidence": "Summary"},
-            {"item": "Cites a source for every figure", "passed": False, "evidence": "None"},
+            {
+                "item": "Cites a source for every figure",
+                "passed": False,
+                "evidence": "None",
+                "modules": ["a", "unknown"],
+            },
             {"item": "Something else", "passed": True, "evidence": "?"},
         ]
     }
     report = await build.judge(make_spec(mod("a")), "# Draft\n")
     assert report["items"] == [
-        {"item": CHECKLIST[0], "passed": False, "evidence": "None"},
-        {"item": CHECKLIST[1], "passed": True, "evidence": "Summary"},
-        {"item": CHECKLIST[2], "passed": False, "evidence": "not judged"},
+        {"item": CHECKLIST[0], "passed": False, "evidence": "None", "modules": ["a"]},
+        {"item": CHECKLIST[1], "passed": True, "evidence": "Summary", "modules": []},
+        {"item": CHECKLIST[2], "passed": False, "evidence": "not judged", "modules": []},
     ]
     assert (report["passed"], report["failed"]) == (1, 2)
     assert router.calls == [("_quality", "reasoning")]

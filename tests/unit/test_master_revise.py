@@ -82,6 +82,7 @@ async def test_revising_a_mid_graph_module_reruns_it_and_its_descendants_only(
         repos=LocalGitRepos(root / "repos"),
         decider=decider,
         locks=locks,
+        quality_revision=False,  # only the review's revision re-runs modules here
     )
 
     result = await master.run(REQUEST, persona="patent_research", budget_usd="5")

@@ -140,3 +140,40 @@ async def test_max_concurrency_below_one_is_refused() -> None:
 
     with pytest.raises(ValueError, match="at least 1"):
         await run_dag(DIAMOND, run_one, max_concurrency=0)
+
+
+class ModuleBroke(Exception):
+    pass
+
+
+async def test_a_contained_failure_stops_only_its_descendants_and_is_raised_at_the_end() -> None:
+    ran: list[str] = []
+    broke_first = asyncio.Event()
+
+    async def run_one(module: ModuleSpec) -> None:
+        ran.append(module.id)
+        if module.id == "b":
+            broke_first.set()
+            raise ModuleBroke("b broke")
+        if module.id == "c":
+            await broke_first.wait()  # still running when its sibling fails
+
+    # a → b → d (b fails: d never starts); a → c → e and the independent f still run.
+    plan = [mod("a"), mod("b", "a"), mod("c", "a"), mod("d", "b", "c"), mod("e", "c"), mod("f")]
+    with pytest.raises(ModuleBroke, match="b broke"):
+        await run_dag(plan, run_one, max_concurrency=3, contained=(ModuleBroke,))
+    assert sorted(ran) == ["a", "b", "c", "e", "f"]
+
+
+async def test_the_first_of_several_contained_failures_is_raised() -> None:
+    ran: list[str] = []
+
+    async def run_one(module: ModuleSpec) -> None:
+        ran.append(module.id)
+        if module.id in ("x", "y"):
+            raise ModuleBroke(module.id)
+
+    plan = [mod("x"), mod("y"), mod("z", "y")]
+    with pytest.raises(ModuleBroke, match="x"):
+        await run_dag(plan, run_one, max_concurrency=1, contained=(ModuleBroke,))
+    assert ran == ["x", "y"]

@@ -5,6 +5,10 @@ every Claude model and with any object schema (the native ``output_config`` form
 strict-shaped schema and a recent model). Prompt caching: every ``Message(cache=True)`` becomes an
 ephemeral ``cache_control`` breakpoint (at most four, the last ones); with none marked, the last
 system message is the breakpoint, so sibling sub-agents sharing a system prompt share its cache.
+Web search: a free-text request that allows it (``ProviderRequest.web_search``) carries the
+server tool ``web_search_20250305``; the answer's web citations are appended to its text. A
+structured request never searches: its forced output tool would be the model's first and only
+move.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from agentfirm.router.providers._common import (
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from anthropic.types import Message as AnthropicMessage
+    from anthropic.types import TextBlock
     from anthropic.types import Usage as AnthropicUsage
 
 NAME = "anthropic"
@@ -36,6 +41,9 @@ KEY_NAMES = ("ANTHROPIC_API_KEY",)
 OUTPUT_TOOL = "emit_output"
 MAX_BREAKPOINTS = 4
 """Anthropic refuses a request with more than four ``cache_control`` blocks."""
+WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+"""The server-side search tool. ``max_uses`` bounds the searches (billed per search) a call
+may make."""
 _EPHEMERAL = {"type": "ephemeral"}
 
 
@@ -82,6 +90,8 @@ def request_params(request: ProviderRequest) -> dict[str, Any]:
             }
         ]
         params["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
+    elif request.web_search:
+        params["tools"] = [dict(WEB_SEARCH_TOOL)]
     return params
 
 
@@ -97,12 +107,24 @@ def usage_of(usage: AnthropicUsage) -> Usage:
     )
 
 
+def _with_citations(block: TextBlock) -> str:
+    """A text block with the web pages it cites appended as markdown links, so the sources
+    survive into the plain text a caller keeps."""
+    links = dict.fromkeys(
+        f"[{c.title or c.url}]({c.url})"
+        for c in block.citations or ()
+        if c.type == "web_search_result_location"
+    )
+    return block.text + (" (" + "; ".join(links) + ")" if links else "")
+
+
 def text_of(message: AnthropicMessage) -> str:
-    """The forced tool call's input as JSON when there is one, else the text blocks."""
+    """The forced tool call's input as JSON when there is one, else the text blocks (with their
+    web citations, after a search)."""
     for block in message.content:
         if block.type == "tool_use" and block.name == OUTPUT_TOOL:
             return json.dumps(block.input)
-    return "".join(block.text for block in message.content if block.type == "text")
+    return "".join(_with_citations(block) for block in message.content if block.type == "text")
 
 
 class AnthropicProvider:

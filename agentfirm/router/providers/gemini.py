@@ -3,7 +3,10 @@
 Structured output is Gemini's JSON mode: ``response_mime_type="application/json"`` with the
 caller's schema as ``response_json_schema``. The SDK's retries and automatic continuation are off
 (one router attempt is one HTTP request); the API version is pinned to ``v1beta``, where JSON
-schemas are served.
+schemas are served. Web search: a free-text request that allows it (``ProviderRequest.web_search``)
+carries the ``google_search`` grounding tool, and the pages the answer is grounded on are appended
+to its text; structured requests never search (JSON mode and search do not combine on every
+model).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
         GenerateContentConfig,
         GenerateContentResponse,
         GenerateContentResponseUsageMetadata,
+        GroundingMetadata,
     )
 
 NAME = "gemini"
@@ -96,6 +100,8 @@ def request_config(request: ProviderRequest) -> GenerateContentConfig:
     if request.output_schema is not None:
         config.response_mime_type = "application/json"
         config.response_json_schema = request.output_schema
+    elif request.web_search:
+        config.tools = [types.Tool(google_search=types.GoogleSearch())]
     return config
 
 
@@ -132,9 +138,23 @@ def text_of(response: GenerateContentResponse) -> str:
         if reason is not None:
             raise FatalProviderError(f"gemini blocked the prompt: {reason}")
         return ""
-    content = response.candidates[0].content
+    candidate = response.candidates[0]
+    content = candidate.content
     parts = content.parts if content is not None and content.parts else []
-    return "".join(part.text for part in parts if part.text and not part.thought)
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    return text + _grounding_sources(candidate.grounding_metadata)
+
+
+def _grounding_sources(metadata: GroundingMetadata | None) -> str:
+    """The web pages a grounded (searched) answer rests on, as a markdown list; empty when the
+    answer was not grounded."""
+    chunks = metadata.grounding_chunks if metadata is not None else None
+    links = dict.fromkeys(
+        f"- [{chunk.web.title or chunk.web.uri}]({chunk.web.uri})"
+        for chunk in chunks or ()
+        if chunk.web is not None and chunk.web.uri
+    )
+    return "\n\nSources:\n" + "\n".join(links) if links else ""
 
 
 class GeminiProvider:
@@ -153,12 +173,17 @@ class GeminiProvider:
         self._clients: ClientCache[Client] = ClientCache(self._new_client)
 
     def _new_client(self, key: str) -> Client:
+        import httpx2
         from google.genai import Client, types
 
         options = types.HttpOptions(
             base_url=self._base_url,
             api_version=API_VERSION,
             retry_options=types.HttpRetryOptions(attempts=1),
+            # google-genai switches its async calls to aiohttp whenever aiohttp is importable
+            # (slack-bolt brings it); naming an httpx transport keeps one HTTP stack, whose
+            # timeout and connection errors ``complete`` maps.
+            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
         )
         return Client(api_key=key, vertexai=False, http_options=options)
 

@@ -3,7 +3,9 @@
 Replies are deterministic (the same model and messages always give the same text), satisfy the
 request's JSON schema, and are built from the words of the last user message — every free-text
 string starts with ``[simulated]`` — so a stitched document reads plausibly and is plainly a
-simulation. It drives the demo, dry-run cost estimates and users' own persona tests.
+simulation. It drives the demo, dry-run cost estimates and users' own persona tests. It has no
+web search: ``ProviderRequest.web_search`` is ignored, so offline research works from the task's
+attached documents alone.
 """
 
 from __future__ import annotations

@@ -1,0 +1,73 @@
+"""The event pump: while Build Master work runs, every event it publishes is copied into the
+store (deduped by seq), handed to the front end's observer and — for ``budget.exceeded`` — put
+to the budget prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from agentfirm.bus.base import Bus
+from agentfirm.domain import Event
+from agentfirm.store.base import Store
+
+T = TypeVar("T")
+Observer = Callable[[Event], Awaitable[None] | None]
+OnBudget = Callable[[str, dict[str, Any]], Awaitable[object]]
+
+
+class EventPump:
+    def __init__(
+        self, store: Store, bus: Bus, observer: Observer | None, on_budget: OnBudget
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.observer = observer
+        self.on_budget = on_budget
+
+    async def around(self, task_id: str, work: Awaitable[T]) -> T:
+        """Run ``work`` with the task's events flowing to the store and the observer."""
+        handling = asyncio.Lock()
+        pump = asyncio.create_task(self._pump(task_id, handling))
+        try:
+            return await work
+        finally:
+            # Stop the pump between two events, never inside one: an event recorded in the store
+            # but cut off before the observer saw it would be lost to the front end (drain skips
+            # what the store already has).
+            async with handling:
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            await self.drain(task_id)
+
+    async def _last_seq(self, task_id: str) -> int:
+        events = await self.store.list_events(task_id)
+        return events[-1].seq if events else 0
+
+    async def _pump(self, task_id: str, handling: asyncio.Lock) -> None:
+        async for event in self.bus.subscribe(task_id, after_seq=await self._last_seq(task_id)):
+            async with handling:
+                await self._handle(event)
+
+    async def drain(self, task_id: str) -> None:
+        """Record (and show) every event of the task the store does not have yet."""
+        drained = getattr(self.bus, "wait_drained", None)
+        if drained is not None:  # a bus with an outbox: what it still holds is not replayable yet
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await drained()
+        for event in await self.bus.replay(task_id, after_seq=await self._last_seq(task_id)):
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
+        if not await self.store.record_event(event):
+            return
+        if self.observer is not None:
+            maybe = self.observer(event)
+            if maybe is not None:
+                await maybe
+        if event.type == "budget.exceeded":
+            await self.on_budget(event.task_id, event.payload)
