@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated, Any
 
 import typer
+
+from agentfirm.cli_context import run_async
 
 db_app = typer.Typer(help="The database's schema: migrate and status.", no_args_is_help=True)
 
 
 def _url() -> str:
     """The configured database; logging set up first so nothing but the answer hits stdout."""
-    from agentfirm.cli import _context
+    from agentfirm.cli_context import context
 
-    settings = _context(dict(os.environ)).settings
+    settings = context(dict(os.environ)).settings
     return settings.database_url or f"sqlite:///{settings.paths.db_path}"
 
 
@@ -27,7 +28,7 @@ def migrate(
     from agentfirm.cli_output import console, emit_json
     from agentfirm.store.db_admin import migrate as run_migrate
 
-    applied = asyncio.run(run_migrate(_url()))
+    applied = run_async(run_migrate(_url()))
     if as_json:
         emit_json({"applied": applied})
         return
@@ -45,7 +46,7 @@ def status(
     from agentfirm.cli_output import console, emit_json
     from agentfirm.store.db_admin import status as read_status
 
-    data: dict[str, Any] = asyncio.run(read_status(_url()))
+    data: dict[str, Any] = run_async(read_status(_url()))
     if as_json:
         emit_json(data)
         return

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
     from agentfirm.domain import Event, Plan
@@ -39,37 +40,66 @@ def usd(value: float) -> str:
 def print_plan(
     out: Console, plan: Plan, estimate: Estimate, budget_nano: int, *, persona: str
 ) -> None:
-    from rich.table import Table
-
     from agentfirm.money import nano_to_float
 
-    per_module = estimate.to_json()["by_module"]
-    assert isinstance(per_module, dict)
-    out.print(f"\n[bold]Plan[/] — persona [cyan]{persona}[/], {len(plan.modules)} modules")
-    for number, wave in enumerate(plan.waves, start=1):
+    print_plan_payload(
+        out,
+        {
+            "persona": persona,
+            "modules": [
+                m.model_dump(mode="json", include={"id", "tier", "depends_on"})
+                for m in plan.modules
+            ],
+            "waves": plan.waves,
+            "estimate": estimate.to_json(),
+            "budget_usd": nano_to_float(budget_nano),
+        },
+    )
+
+
+def print_plan_payload(out: Console, payload: Mapping[str, Any]) -> None:
+    """A plan as a plan approval's payload carries it (``modules``, ``waves``, ``estimate``,
+    ``budget_usd``, ``persona``): the same table in the terminal and through the daemon."""
+    from rich.table import Table
+
+    modules = payload.get("modules") or []
+    estimate = payload.get("estimate") or {}
+    per_module = estimate.get("by_module") or {}
+    out.print(
+        f"\n[bold]Plan[/] — persona [cyan]{payload.get('persona') or '?'}[/], "
+        f"{len(modules)} modules"
+    )
+    for number, wave in enumerate(payload.get("waves") or [], start=1):
         out.print(f"  wave {number}: " + ", ".join(wave))
     table = Table(show_edge=False, pad_edge=False)
     for column in ("module", "tier", "depends on", "expected", "worst case"):
         table.add_column(
             column, justify="right" if column in ("expected", "worst case") else "left"
         )
-    for module in plan.modules:
-        row = per_module[module.id]
+    for module in modules:
+        row = per_module.get(module["id"], {})
         table.add_row(
-            module.id,
-            module.tier,
-            ", ".join(module.depends_on) or "—",
-            usd(row["expected_usd"]),
-            usd(row["worst_usd"]),
+            module["id"],
+            module["tier"],
+            ", ".join(module.get("depends_on") or ()) or "—",
+            usd(float(row.get("expected_usd", 0))),
+            usd(float(row.get("worst_usd", 0))),
         )
     for extra in ("_stitch", "_quality"):
-        row = per_module[extra]
-        table.add_row(extra, row["tier"], "all", usd(row["expected_usd"]), usd(row["worst_usd"]))
+        if extra in per_module:
+            row = per_module[extra]
+            table.add_row(
+                extra,
+                str(row.get("tier", "")),
+                "all",
+                usd(float(row["expected_usd"])),
+                usd(float(row["worst_usd"])),
+            )
     out.print(table)
     out.print(
-        f"  estimate: expected {usd(nano_to_float(estimate.expected_nano))}, worst case "
-        f"{usd(nano_to_float(estimate.worst_nano))}; budget ceiling "
-        f"[bold]{usd(nano_to_float(budget_nano))}[/]"
+        f"  estimate: expected {usd(float(estimate.get('expected_usd', 0)))}, worst case "
+        f"{usd(float(estimate.get('worst_usd', 0)))}; budget ceiling "
+        f"[bold]{usd(float(payload.get('budget_usd', 0)))}[/]"
     )
 
 
@@ -78,7 +108,7 @@ class ProgressPrinter:
 
     def __init__(self, out: Console) -> None:
         self.out = out
-        self.started: dict[str, float] = {}
+        self.started: dict[str, datetime] = {}
 
     def __call__(self, event: Event) -> None:
         p = event.payload
@@ -86,14 +116,14 @@ class ProgressPrinter:
         if event.type == "task.transition":
             self.out.print(f"[dim]· {p.get('from')} → {p.get('to')}  {p.get('reason', '')}[/]")
         elif event.type == "module.started":
-            self.started[module] = time.monotonic()
+            self.started[module] = event.ts  # event times: right live and in a replay alike
             wave = p.get("wave", 0) + 1
             retry = f", attempt {p['attempt']}" if p.get("attempt", 1) > 1 else ""
             self.out.print(
                 f"  [yellow]▶[/] {module:<28} started   wave {wave}, {p.get('tier', '')}{retry}"
             )
         elif event.type == "module.completed":
-            took = time.monotonic() - self.started.get(module, time.monotonic())
+            took = (event.ts - self.started.get(module, event.ts)).total_seconds()
             sim = " (sim)" if p.get("simulated") else ""
             self.out.print(
                 f"  [green]✓[/] {module:<28} done      {usd(float(p.get('cost_usd', 0)))}{sim}"

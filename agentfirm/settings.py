@@ -16,13 +16,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -52,11 +61,19 @@ _HINTS: Mapping[str, str] = {
     "budget_usd": "set a USD amount such as 5.00",
     "max_concurrency": "set a whole number from 1 to 64",
     "provider_timeout_s": "set seconds from 1 to 900, such as 120",
-    "runner": "set one of inproc, notebook, colab",
+    "runner": "set one of inproc, notebook, colab, worker",
     "tiers": 'set a list of provider:model, such as ["anthropic:claude-sonnet-4-5"]',
     "prices": "set input_per_mtok and output_per_mtok in USD per million tokens",
     "repo_backend": "set local or github",
     "log_level": "set one of " + ", ".join(LOG_LEVELS),
+    "research_escalations": "set a whole number from 0 (no research) to 5",
+    "research_tier": "set one of reasoning, execution, utility",
+    "quality_revision": "set true or false",
+    "slack_mode": "set socket or http",
+    "slack_port": "set a port from 1 to 65535, such as 3000",
+    "slack_api_url": "use http(s)://HOST/api/, or unset it for https://slack.com/api/",
+    "slack_allowed_users": "set Slack user ids separated by commas, such as U012AB3CD,U045EF6GH",
+    "slack_allowed_channels": "set Slack channel ids separated by commas, or unset it for any",
 }
 _DEFAULT_HINT = "fix the value or remove it"
 
@@ -99,6 +116,25 @@ def _check_chain_entry(entry: str) -> str:
 
 # A chain entry is a plain ``str`` to callers; validation checks its shape and provider.
 ChainSpec = Annotated[str, AfterValidator(_check_chain_entry)]
+
+
+def _split_ids(value: object) -> object:
+    # ``U1,U2`` is the natural env spelling; TOML gives a list. A JSON list is accepted too: it is
+    # how settings are handed to a notebook kernel (handoff/runners.py settings_env).
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                decoded = json.loads(text)
+            except ValueError:
+                return value
+            return decoded
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# Slack user or channel ids: a comma-separated string in env, a list in TOML.
+SlackIds = Annotated[list[str], NoDecode, BeforeValidator(_split_ids)]
 
 
 def _parse_latency(value: str) -> tuple[int, int] | None:
@@ -150,13 +186,15 @@ class Settings(BaseSettings):
     home: Path | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    store_cache: bool = True
+    """With a Postgres store: serve hot reads from a local SQLite copy under the data dir."""
     offline: bool = False
     offline_latency_ms: str = "0"
     budget_usd: Decimal = Decimal("5.00")
     max_concurrency: int = 4
     provider_timeout_s: float = 120.0
     """How long one provider call may take before it counts as a retryable timeout."""
-    runner: Literal["inproc", "notebook", "colab"] = "inproc"
+    runner: Literal["inproc", "notebook", "colab", "worker"] = "inproc"
     tiers: Tiers = Field(default_factory=Tiers)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     repo_backend: Literal["local", "github"] = "local"
@@ -165,6 +203,24 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = None
     openai_compat_base_url: str | None = None
     log_level: str = "info"
+    research_escalations: int = 1
+    """How many times one module may ask for research (``needs_research``) before it must
+    answer with what it has; 0 never offers research."""
+    research_tier: Literal["reasoning", "execution", "utility"] = "execution"
+    """The tier of the research agent's calls."""
+    quality_revision: bool = True
+    """Whether failing quality checklist items get one automatic revision round (when the
+    budget allows it)."""
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_host: str = "127.0.0.1"
+    """Where HTTP mode listens (behind the TLS proxy Slack calls)."""
+    slack_port: int = 3000
+    slack_api_url: str | None = None
+    """The Slack Web API base (tests point it at a loopback fake)."""
+    slack_allowed_users: SlackIds = Field(default_factory=list)
+    """Who may start tasks and decide from Slack; ``*`` lets anyone."""
+    slack_allowed_channels: SlackIds = Field(default_factory=list)
+    """Where the bot takes requests and decisions; empty means any channel it is in."""
 
     _path_env: dict[str, str] = PrivateAttr(default_factory=lambda: _path_env(os.environ))
 
@@ -193,6 +249,13 @@ class Settings(BaseSettings):
     def _concurrency_in_range(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise _problem("is outside 1..64", _HINTS["max_concurrency"])
+        return value
+
+    @field_validator("research_escalations")
+    @classmethod
+    def _escalations_in_range(cls, value: int) -> int:
+        if not 0 <= value <= 5:
+            raise _problem("is outside 0..5", _HINTS["research_escalations"])
         return value
 
     @field_validator("provider_timeout_s")
@@ -236,6 +299,20 @@ class Settings(BaseSettings):
         if value.lower() not in LOG_LEVELS:
             raise _problem("is not a log level", _HINTS["log_level"])
         return value.lower()
+
+    @field_validator("slack_port")
+    @classmethod
+    def _slack_port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise _problem("is outside 1..65535", _HINTS["slack_port"])
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise _problem("is not an http(s):// URL", _HINTS["slack_api_url"])
+        return value
 
     def latency_range(self) -> tuple[int, int]:
         """Simulated offline latency bounds in milliseconds, ``(N, N)`` for a single value."""

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # CLI start-up, measured side by side in one run: `agentfirm --help` and `agentfirm tasks list
-# --json` against a bare `python -c 'import typer'`. Prints medians of N runs and the ratios.
+# --json` (read from the store, then through a running daemon) against a bare
+# `python -c 'import typer'`. Prints medians of N runs and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 N=${N:-15}
-home=$(mktemp -d)
-trap 'rm -rf "$home"' EXIT
+home=$(mktemp -d /tmp/afbench.XXXXXX)  # short: the daemon's socket path is limited to ~100 bytes
+trap '"$PY" -m agentfirm daemon stop >/dev/null 2>&1 || true; rm -rf "$home"' EXIT
 export AGENTFIRM_HOME=$home NO_COLOR=1
 
 median_ms() {  # median wall time in ms of N runs of the command given
@@ -29,3 +30,6 @@ printf '%-34s %6s ms\n' "python -c 'import typer'" "$base"
 ratio() { "$PY" -c "print(f'{$1 / $2:.2f}x')"; }
 printf '%-34s %6s ms  %s\n' "agentfirm --help" "$help" "$(ratio "$help" "$base")"
 printf '%-34s %6s ms  %s\n' "agentfirm tasks list --json" "$list" "$(ratio "$list" "$base")"
+"$PY" -m agentfirm daemon start >/dev/null
+remote=$(median_ms "$PY" -m agentfirm tasks list --json)
+printf '%-34s %6s ms  %s\n' "  … through a running daemon" "$remote" "$(ratio "$remote" "$base")"

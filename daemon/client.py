@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -92,15 +92,23 @@ class DaemonClient:
         persona: str | None = None,
         budget_usd: Decimal | float | str | None = None,
         offline: bool = False,
+        attachments: Sequence[Path | str] = (),
+        runner: str | None = None,
     ) -> dict[str, Any]:
-        """Create, plan and start a task; it waits for its plan approval. ``{task_id, status,
-        persona}``."""
-        body = {
+        """Create a task and start it (planned in the daemon, then waiting for its plan
+        approval; follow its events). ``attachments``:
+        absolute paths of files on the daemon's machine. ``{task_id, status, persona}``."""
+        body: dict[str, Any] = {
             "request": request,
             "persona": persona,
             "budget_usd": self._usd(budget_usd),
             "offline": offline,
         }
+        # Sent only when given, so an older daemon still takes the plain submissions.
+        if attachments:
+            body["attachments"] = [str(path) for path in attachments]
+        if runner is not None:
+            body["runner"] = runner
         data: dict[str, Any] = self._call("POST", "/tasks", json=body)
         return data
 
@@ -130,27 +138,50 @@ class DaemonClient:
         notes: str = "",
         budget_usd: Decimal | float | str | None = None,
         modules: Collection[str] = (),
+        answers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Decide an approval (see ``StoreDecider.decide``); returns the decided row."""
-        body = {
+        """Decide an approval (see ``StoreDecider.decide``; ``answers`` for a clarify question,
+        by question id); returns the decided row."""
+        body: dict[str, Any] = {
             "decision": decision,
             "actor": actor,
             "notes": notes,
             "budget_usd": self._usd(budget_usd),
             "modules": list(modules),
         }
+        if answers is not None:
+            body["answers"] = dict(answers)
         data: dict[str, Any] = self._call("POST", f"/approvals/{approval_id}", json=body)
         return data
 
-    def resume(self, task_id: str, *, budget_usd: Decimal | float | str | None = None) -> Any:
-        return self._call(
-            "POST", f"/tasks/{task_id}/resume", json={"budget_usd": self._usd(budget_usd)}
-        )
+    def resume(
+        self,
+        task_id: str,
+        *,
+        budget_usd: Decimal | float | str | None = None,
+        offline: bool = False,
+    ) -> dict[str, Any]:
+        """Drive a stopped task again (``offline``: from now on with the offline provider):
+        ``{task_id, status, after_seq}`` — its events after ``after_seq`` are this run's, up to
+        its ``task.result``."""
+        body: dict[str, Any] = {"budget_usd": self._usd(budget_usd)}
+        if offline:
+            body["offline"] = True
+        data: dict[str, Any] = self._call("POST", f"/tasks/{task_id}/resume", json=body)
+        return data
 
-    def cancel(self, task_id: str, *, reason: str, actor: str | None = None) -> Any:
-        return self._call(
+    def cancel(self, task_id: str, *, reason: str, actor: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = self._call(
             "POST", f"/tasks/{task_id}/cancel", json={"reason": reason, "actor": actor}
         )
+        return data
+
+    def reject(self, task_id: str, *, reason: str, actor: str | None = None) -> dict[str, Any]:
+        """Reject a planned task nothing drives (or abort one stopped for budget)."""
+        data: dict[str, Any] = self._call(
+            "POST", f"/tasks/{task_id}/reject", json={"reason": reason, "actor": actor}
+        )
+        return data
 
     def personas(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._call("GET", "/personas")
@@ -212,7 +243,14 @@ def submit(
     persona: str | None = None,
     budget_usd: Decimal | float | str | None = None,
     offline: bool = False,
+    attachments: Sequence[Path | str] = (),
 ) -> dict[str, Any]:
     """Submit a task to the daemon (started on demand): ``{task_id, status, persona}``."""
     with ensure_running(settings) as client:
-        return client.submit(request, persona=persona, budget_usd=budget_usd, offline=offline)
+        return client.submit(
+            request,
+            persona=persona,
+            budget_usd=budget_usd,
+            offline=offline,
+            attachments=attachments,
+        )

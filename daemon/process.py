@@ -23,13 +23,12 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-import uvicorn
 
 import agentfirm
 from agentfirm.errors import AgentfirmError, BadInput, ConfigError
@@ -158,61 +157,6 @@ def bind_socket(path: Path) -> socket.socket:
 
 
 # ---------------------------------------------------------------------------- foreground
-class _Server(uvicorn.Server):
-    """uvicorn with our signal handling: SIGTERM/SIGINT call ``on_stop`` and shut the server
-    down, and are not re-raised afterwards (uvicorn's default), so the process exits 0."""
-
-    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_stop = on_stop
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        loop = asyncio.get_running_loop()
-
-        def stop() -> None:
-            log.info("daemon.stopping")
-            self._on_stop()
-            self.should_exit = True
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-
-
-async def serve(settings: Settings, *, redactor: Redactor, secrets: SecretStore) -> None:
-    """Open the task host, bind the socket, resume tasks and serve until SIGTERM."""
-    from .server import create_app
-    from .service import TaskHost
-
-    path = socket_path(settings.paths)
-    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets)
-    try:
-        sock = bind_socket(path)
-        try:
-            config = uvicorn.Config(
-                create_app(host, redactor=redactor, socket=str(path)),
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=5,
-            )
-            server = _Server(config, on_stop=host.shutdown)
-            await host.start()
-            log.info("daemon.serving", socket=str(path), pid=os.getpid())
-            await server.serve(sockets=[sock])
-        finally:
-            sock.close()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-    finally:
-        await host.close()
-
-
 def main(env: dict[str, str] | None = None) -> int:
     """The daemon process (``python -m agentfirm.daemon``, ``agentfirm daemon start
     --foreground``): runs until SIGTERM and returns 0. Raises ``BadInput`` when one is already
@@ -230,6 +174,8 @@ def main(env: dict[str, str] | None = None) -> int:
     secrets = SecretStore(redactor, env=env)
     for name in secrets.KNOWN:  # every secret is registered with the redactor before work starts
         secrets.get(name)
+    from .serving import serve  # uvicorn and the app: only the daemon process needs them
+
     with hold_pidfile(settings.paths):
         asyncio.run(serve(settings, redactor=redactor, secrets=secrets))
     log.info("daemon.stopped")

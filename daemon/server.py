@@ -25,7 +25,7 @@ from agentfirm.errors import AgentfirmError, BadInput, ConfigError, NotFound
 from agentfirm.secrets import Redactor
 from agentfirm.views import task_costs, task_detail, task_rows
 
-from .service import ShuttingDown, TaskHost
+from .service import MAX_ATTACHMENTS, ShuttingDown, TaskHost
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,16 @@ def _encodable(value: str) -> str:
     return value
 
 
+def _absolute(value: str) -> str:
+    if "\x00" in value or not value.startswith("/"):
+        raise ValueError("is not an absolute path")
+    return value
+
+
 Text = Annotated[str, Field(max_length=20_000), AfterValidator(_encodable)]
+FilePath = Annotated[
+    str, Field(min_length=1, max_length=4096), AfterValidator(_encodable), AfterValidator(_absolute)
+]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_encodable)]
 Usd = Annotated[Decimal, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
 TaskId = Annotated[str, Path(max_length=200, description="A task id (`GET /tasks`).")]
@@ -56,6 +65,15 @@ class TaskSubmission(_Body):
     persona: Name | None = Field(default=None, description="Skip classification.")
     budget_usd: Usd | None = Field(default=None, description="Default: the configured budget.")
     offline: bool = Field(default=False, description="Serve this task with the offline provider.")
+    attachments: list[FilePath] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="Files the task reads: absolute paths on the daemon's machine, copied and "
+        "indexed at intake.",
+    )
+    runner: Literal["inproc", "notebook", "colab"] | None = Field(
+        default=None, description="Where the modules run (default: the daemon's settings)."
+    )
 
 
 class TaskCreated(BaseModel):
@@ -65,7 +83,7 @@ class TaskCreated(BaseModel):
 
 
 class ApprovalDecisionBody(_Body):
-    decision: Literal["approved", "revise", "rejected", "aborted"]
+    decision: Literal["approved", "revise", "rejected", "aborted", "retry", "skip"]
     budget_usd: Usd | None = Field(
         default=None,
         description="Plan: the ceiling (default: the proposed one). Budget: the new ceiling.",
@@ -74,15 +92,32 @@ class ApprovalDecisionBody(_Body):
     modules: list[Name] = Field(
         default_factory=list, max_length=200, description="Modules a revision re-runs."
     )
+    answers: dict[Name, Text] | None = Field(
+        default=None, max_length=100, description="Clarify: the answers, by question id."
+    )
     actor: Name | None = Field(default=None, description="Who decides, e.g. cli:alice.")
 
 
 class ResumeBody(_Body):
     budget_usd: Usd | None = None
+    offline: bool = Field(
+        default=False, description="Serve the task with the offline provider from now on."
+    )
+
+
+class Resumed(BaseModel):
+    task_id: str
+    status: str
+    after_seq: int = Field(description="The task's last event before: this run's events follow.")
 
 
 class CancelBody(_Body):
     reason: Text = "cancelled through the daemon API"
+    actor: Name | None = None
+
+
+class RejectBody(_Body):
+    reason: Text = "rejected through the daemon API"
     actor: Name | None = None
 
 
@@ -178,10 +213,16 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
 
     @api.post("/tasks", response_model=TaskCreated, status_code=201, responses=_ERRORS)
     async def submit(body: TaskSubmission) -> JSONResponse:
-        """Create and plan a task, then drive it in the background; it waits for its plan
-        approval (see `GET /tasks/{id}/approvals`)."""
+        """Create and classify a task, then drive it in the background: it is planned (its
+        clarifying questions, if any, are approvals to answer) and waits for its plan approval
+        (see `GET /tasks/{id}/approvals`). Its events tell how far it got."""
         created = await host.submit(
-            body.request, persona=body.persona, budget_usd=body.budget_usd, offline=body.offline
+            body.request,
+            persona=body.persona,
+            budget_usd=body.budget_usd,
+            offline=body.offline,
+            attachments=body.attachments,
+            runner=body.runner,
         )
         return reply(created, 201)
 
@@ -218,8 +259,9 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
     async def decide(
         approval_id: Annotated[str, Path(max_length=200)], body: ApprovalDecisionBody
     ) -> JSONResponse:
-        """Decide an approval: `approved` (with `budget_usd` for a plan or budget), `revise`
-        (a review; `modules` to re-run, default all), `rejected` or `aborted`."""
+        """Decide an approval: `approved` (with `budget_usd` for a plan or budget, `answers`
+        for a clarify), `revise` (a review; `modules` to re-run, default all), `retry` or `skip`
+        (a failure), `rejected` or `aborted`."""
         decided = await host.decide(
             approval_id,
             body.decision,
@@ -227,13 +269,21 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
             notes=body.notes,
             budget_usd=body.budget_usd,
             modules=body.modules,
+            answers=body.answers,
         )
         return reply(decided.model_dump(mode="json"))
 
-    @api.post("/tasks/{task_id}/resume", responses=_ERRORS)
+    @api.post("/tasks/{task_id}/resume", response_model=Resumed, responses=_ERRORS)
     async def resume(task_id: TaskId, body: ResumeBody) -> JSONResponse:
-        """Drive a stopped task again (with a new ceiling for one stopped for budget)."""
-        return reply(await host.resume(task_id, budget_usd=body.budget_usd))
+        """Drive a stopped task again (with a new ceiling for one stopped for budget); follow
+        its events after `after_seq` up to its `task.result`."""
+        return reply(await host.resume(task_id, budget_usd=body.budget_usd, offline=body.offline))
+
+    @api.post("/tasks/{task_id}/reject", responses=_ERRORS)
+    async def reject(task_id: TaskId, body: RejectBody) -> JSONResponse:
+        """Reject a task awaiting plan approval that nothing drives, or abort one stopped for
+        budget (a driven task: decide its pending approval instead)."""
+        return reply(await host.reject(task_id, actor=body.actor or "api", reason=body.reason))
 
     @api.post("/tasks/{task_id}/cancel", responses=_ERRORS)
     async def cancel(task_id: TaskId, body: CancelBody) -> JSONResponse:
@@ -255,7 +305,9 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
         after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     ) -> StreamingResponse:
         """The task's events after `after_seq`, then live ones, as JSON lines; the stream ends
-        when the task is final. Reconnect with the last `seq` seen to resume."""
+        when the task is final. Reconnect with the last `seq` seen to resume. Each time the
+        daemon stops driving the task it publishes `task.result`: `{"result": …}` (the shape of
+        `agentfirm run --json`) or `{"error", "exit_code"}` when it refused to drive it."""
         await host.app.store.get_task(task_id)
 
         async def lines() -> AsyncIterator[bytes]:

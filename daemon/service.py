@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,10 +23,12 @@ import structlog
 from agentfirm.app import App
 from agentfirm.config_check import available_providers
 from agentfirm.domain import Approval, ApprovalKind, Event, Task, TaskStatus
-from agentfirm.errors import AgentfirmError, BadInput, ConfigError
+from agentfirm.errors import EXIT_FAILED, AgentfirmError, BadInput, ConfigError
+from agentfirm.handoff.runners import RunnerName
 from agentfirm.master.agent import MasterAgent, RunResult
 from agentfirm.master.approvals import StoreDecider, parse_budget
 from agentfirm.master.transitions import move
+from agentfirm.master.transitions import reject as reject_task
 from agentfirm.money import usd_to_nano
 from agentfirm.router.chains import resolve_chains
 from agentfirm.secrets import Redactor, SecretStore
@@ -39,11 +42,16 @@ OFFLINE_ASSUMPTION = (
     "costs are list-price estimates."
 )
 WAITS_FOR: dict[TaskStatus, ApprovalKind] = {
+    S.CLARIFYING: "clarify",
     S.AWAITING_PLAN_APPROVAL: "plan",
     S.AWAITING_BUDGET: "budget",
     S.AWAITING_REVIEW: "review",
 }
 """Statuses in which a task waits for a human, and the approval kind it waits on."""
+RESULT_EVENT = "task.result"
+"""Published when a driver stops: ``{"result": RunResult.to_json()}`` (what ``run --json`` prints
+in-process), or ``{"error", "exit_code"}`` when the daemon refused to drive the task."""
+MAX_ATTACHMENTS = 100
 
 
 class ShuttingDown(AgentfirmError):
@@ -52,6 +60,27 @@ class ShuttingDown(AgentfirmError):
 
 def is_offline(task: Task) -> bool:
     return task.spec is not None and OFFLINE_ASSUMPTION in task.spec.assumptions
+
+
+def _attachment_paths(paths: Sequence[str]) -> list[Path]:
+    """Absolute paths of readable files on this machine. Raises ``BadInput`` naming the first
+    that is not, before anything is written."""
+    if len(paths) > MAX_ATTACHMENTS:
+        raise BadInput(f"{len(paths)} attachments; at most {MAX_ATTACHMENTS} per task")
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            readable = path.is_absolute() and path.is_file()
+        except (OSError, ValueError):
+            readable = False
+        if not readable:
+            raise BadInput(
+                f"attachment {raw!r} is not a readable file on the daemon's machine",
+                hint="give an absolute path to an existing file",
+            )
+        files.append(path)
+    return files
 
 
 class TaskHost:
@@ -82,15 +111,16 @@ class TaskHost:
         driver = self._drivers.get(task_id)
         return driver is not None and not driver.done()
 
-    def _master(self, offline: bool) -> MasterAgent:
-        """Raises ``ConfigError`` when no provider can serve a task this way."""
+    def _master(self, offline: bool, runner: RunnerName | None = None) -> MasterAgent:
+        """Raises ``ConfigError`` when no provider can serve a task this way, or ``runner``
+        cannot run here."""
         if not offline or self.settings.offline:
-            return self.app.master(self.decider)
+            return self.app.master(self.decider, runner=runner)
         if self._offline_app is None:
             self._offline_app = dataclasses.replace(
                 self.app, settings=self.settings.model_copy(update={"offline": True}), _router=None
             )
-        return self._offline_app.master(self.decider)
+        return self._offline_app.master(self.decider, runner=runner)
 
     def _check_open(self) -> None:
         if self.stopping.is_set():
@@ -107,30 +137,45 @@ class TaskHost:
         self._drivers[task_id] = asyncio.create_task(self._drive(task_id, work), name=task_id)
 
     async def _drive(self, task_id: str, work: Callable[[], Awaitable[RunResult]]) -> None:
+        """Run ``work`` and announce how it ended (``RESULT_EVENT``) to whoever follows the task:
+        a front end that started it waits for exactly this."""
         with structlog.contextvars.bound_contextvars(task_id=task_id):
+            outcome: dict[str, Any]
             try:
                 result = await work()
                 log.info("daemon.task_stopped", status=result.status, error=result.error)
-                if result.status == "budget_exhausted":
-                    await self._abort_if_asked(task_id)
+                if result.status == "budget_exhausted" and await self._abort_if_asked(task_id):
+                    result = dataclasses.replace(result, status="aborted")
+                outcome = {"result": result.to_json()}
             except AgentfirmError as err:
                 log.warning("daemon.task_refused", error=str(err))
-            except Exception:
+                outcome = {"error": str(err), "exit_code": err.exit_code}
+            except Exception as err:
                 log.exception("daemon.task_crashed")
+                outcome = {
+                    "error": f"internal error: {type(err).__name__} (see the daemon log)",
+                    "exit_code": EXIT_FAILED,
+                }
+            try:
+                await self.app.bus.publish(task_id, RESULT_EVENT, outcome)
+            except Exception:  # the task's own state is persisted; only the notice is lost
+                log.exception("daemon.result_unpublished")
 
-    async def _abort_if_asked(self, task_id: str) -> None:
-        """A budget question answered ``aborted`` ends the task; ``rejected`` leaves it waiting
-        for budget (resumable with a new ceiling)."""
+    async def _abort_if_asked(self, task_id: str) -> bool:
+        """A budget question answered ``aborted`` ends the task (True); ``rejected`` leaves it
+        waiting for budget (resumable with a new ceiling)."""
         budgets = [a for a in await self.app.store.list_approvals(task_id) if a.kind == "budget"]
-        if budgets and budgets[-1].decision == "aborted":
-            await move(
-                self.app.store,
-                self.app.bus,
-                task_id,
-                S.ABORTED,
-                actor=budgets[-1].actor or self.decider.actor,
-                reason=budgets[-1].notes or "aborted at the budget question",
-            )
+        if not budgets or budgets[-1].decision != "aborted":
+            return False
+        await move(
+            self.app.store,
+            self.app.bus,
+            task_id,
+            S.ABORTED,
+            actor=budgets[-1].actor or self.decider.actor,
+            reason=budgets[-1].notes or "aborted at the budget question",
+        )
+        return True
 
     async def start(self) -> list[str]:
         """Resume every unfinished task that is not waiting for a human (or whose question was
@@ -164,26 +209,38 @@ class TaskHost:
         persona: str | None = None,
         budget_usd: Decimal | None = None,
         offline: bool = False,
+        attachments: Sequence[str] = (),
+        runner: RunnerName | None = None,
     ) -> dict[str, Any]:
-        """Create and plan a task, then drive it in the background: it waits for its plan
-        approval first. Bad input and unservable configurations are refused before a task is
-        written."""
+        """Create and classify a task, then drive it in the background: it is planned (asking
+        its clarifying questions, if any) and waits for its plan approval. ``attachments``:
+        files on this machine the task reads (copied at intake). Bad input and unservable
+        configurations are refused before a task is written."""
         self._check_open()
         budget_nano = parse_budget(budget_usd) or usd_to_nano(self.settings.budget_usd)
-        master = self._master(offline)
-        task = await master.intake(request, persona=persona)
+        files = _attachment_paths(attachments)
+        master = self._master(offline, runner)
+        task = await master.intake(request, persona=persona, attachments=files)
+        mark_offline = offline and not self.settings.offline
+        self._spawn(task.id, partial(self._plan_and_run, master, task, budget_nano, mark_offline))
+        return {"task_id": task.id, "status": str(task.status), "persona": task.persona}
+
+    async def _plan_and_run(
+        self, master: MasterAgent, task: Task, budget_nano: int, mark_offline: bool
+    ) -> RunResult:
+        # Planned here, not in the request: clarifying questions wait for answers that come
+        # through the API, possibly from the very client that submitted the task.
         await master.plan(task)
-        if offline and not self.settings.offline:
-            task = await self.app.store.get_task(task.id)
-            assert task.spec is not None  # plan() saved it
+        if mark_offline:
+            await self._mark_offline(task.id)
+        return await master.approve_and_execute(task.id, budget_nano)
+
+    async def _mark_offline(self, task_id: str) -> None:
+        """Record in the spec that the task is served offline, so a restart serves it so too."""
+        task = await self.app.store.get_task(task_id)
+        if task.spec is not None and OFFLINE_ASSUMPTION not in task.spec.assumptions:
             task.spec.assumptions.append(OFFLINE_ASSUMPTION)
             await self.app.store.save_task(task)
-        self._spawn(task.id, partial(master.approve_and_execute, task.id, budget_nano))
-        return {
-            "task_id": task.id,
-            "status": str(S.AWAITING_PLAN_APPROVAL),
-            "persona": task.persona,
-        }
 
     async def decide(
         self,
@@ -194,12 +251,19 @@ class TaskHost:
         notes: str = "",
         budget_usd: Decimal | None = None,
         modules: Collection[str] = (),
+        answers: Mapping[str, str] | None = None,
     ) -> Approval:
-        """Decide an approval; a task nobody is driving (asked before a restart) is resumed so
-        the decision takes effect."""
+        """Decide an approval (``answers``: a clarify question's, by question id); a task nobody
+        is driving (asked before a restart) is resumed so the decision takes effect."""
         self._check_open()
         decided = await self.decider.decide(
-            approval_id, decision, actor=actor, notes=notes, budget_usd=budget_usd, modules=modules
+            approval_id,
+            decision,
+            actor=actor,
+            notes=notes,
+            budget_usd=budget_usd,
+            modules=modules,
+            answers=answers,
         )
         if not self.driving(decided.task_id):
             task = await self.app.store.get_task(decided.task_id)
@@ -207,16 +271,43 @@ class TaskHost:
             self._spawn(task.id, partial(master.resume, task.id))
         return decided
 
-    async def resume(self, task_id: str, *, budget_usd: Decimal | None = None) -> dict[str, Any]:
+    async def resume(
+        self, task_id: str, *, budget_usd: Decimal | None = None, offline: bool = False
+    ) -> dict[str, Any]:
         """Drive a stopped task again (a task stopped for budget gets ``budget_usd`` as its new
-        ceiling first)."""
+        ceiling first; ``offline``: served offline from now on, restarts included).
+        ``after_seq``: the task's last event before; what follows is this run's, up to its
+        ``RESULT_EVENT``."""
+        self._check_open()
         task = await self.app.store.get_task(task_id)
         if task.status.is_final:
             raise BadInput(f"task {task_id} is already {task.status}: nothing to resume")
         budget_nano = parse_budget(budget_usd)
-        master = self._master(is_offline(task))
+        master = self._master(offline or is_offline(task))
+        if offline and not self.settings.offline and not is_offline(task):
+            await self._mark_offline(task_id)
+        events = await self.app.bus.replay(task_id)
         self._spawn(task_id, partial(master.resume, task_id, budget_nano=budget_nano))
-        return {"task_id": task_id, "status": str(task.status)}
+        return {
+            "task_id": task_id,
+            "status": str(task.status),
+            "after_seq": events[-1].seq if events else 0,
+        }
+
+    async def reject(self, task_id: str, *, actor: str, reason: str) -> dict[str, Any]:
+        """Reject a task awaiting plan approval that nothing drives (planned by ``agentfirm
+        plan``), or abort one stopped for budget. A task being driven is answered through its
+        pending question instead."""
+        self._check_open()
+        if self.driving(task_id):
+            raise BadInput(
+                f"task {task_id} is being driven by the daemon",
+                hint="reject its pending question: agentfirm reject " + task_id,
+            )
+        status = await reject_task(
+            self.app.store, self.app.bus, task_id, actor=actor, reason=reason
+        )
+        return {"task_id": task_id, "status": str(status)}
 
     async def cancel(self, task_id: str, *, actor: str, reason: str) -> dict[str, Any]:
         """Stop a task for good: its driver is cancelled (running modules go back to pending),

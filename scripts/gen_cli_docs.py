@@ -37,6 +37,10 @@ EXIT_STATUS = (
 ENVIRONMENT = (
     ("AGENTFIRM_HOME", "Put config, data, state and runtime files under this one directory."),
     ("AGENTFIRM_OFFLINE", "1: the offline provider serves every tier (same as --offline)."),
+    (
+        "AGENTFIRM_NO_DAEMON",
+        "1: commands work in their own process, never through the daemon (same as --no-daemon).",
+    ),
     ("AGENTFIRM_BUDGET_USD", "Default budget ceiling in US dollars (5.00)."),
     ("AGENTFIRM_DATABASE_URL", "A postgresql:// URL instead of the embedded SQLite store."),
     ("AGENTFIRM_REDIS_URL", "Redis Streams instead of the embedded event log."),
@@ -52,6 +56,7 @@ FILES = (
     ("~/.config/agentfirm/config.toml", "Settings, below environment variables and .env."),
     ("~/.local/share/agentfirm/", "Data: the SQLite store, the event log, task repos."),
     ("~/.local/state/agentfirm/agentfirm.log", "Logs as JSON lines, secrets redacted."),
+    ("~/.local/state/agentfirm/daemon.log", "The daemon's log (agentfirm daemon logs)."),
     ("$XDG_RUNTIME_DIR/agentfirm/", "The daemon's socket and pidfile."),
 )
 

@@ -1,5 +1,11 @@
 """End-to-end harness: the real CLI in a subprocess, on a throwaway AGENTFIRM_HOME, with a clean
-environment (no keys, no AGENTFIRM_* from the developer's shell)."""
+environment (no keys, no AGENTFIRM_* from the developer's shell).
+
+Commands run in-process (``AGENTFIRM_NO_DAEMON=1``, what ``--no-daemon`` does): a whole task then
+costs one process, and the tests of the daemon path (``test_daemon.py``) opt in with
+``DAEMON`` in the env they pass. Whatever daemon a test starts under its home is stopped when the
+test ends.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,8 @@ from typing import Any
 import pytest
 
 _SCRUB_PREFIXES = ("AGENTFIRM_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "GITHUB_", "SLACK_")
+DAEMON = {"AGENTFIRM_NO_DAEMON": ""}
+"""Env for a command that goes through the daemon (started on demand), as it does for users."""
 
 
 @dataclass
@@ -41,13 +49,25 @@ def home(tmp_path: Path) -> Path:
 def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
     env["AGENTFIRM_HOME"] = str(home)
+    env["AGENTFIRM_NO_DAEMON"] = "1"
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "160"
     return env
 
 
+def stop_daemon(home: Path) -> None:
+    """Stop the daemon running under ``home``, if any (SIGTERM, then wait for it)."""
+    if not (home / "run" / "agentfirm.pid").exists():
+        return
+    from agentfirm.daemon.process import stop
+
+    from agentfirm.settings import load_settings
+
+    stop(load_settings({"AGENTFIRM_HOME": str(home)}, cwd=home))
+
+
 @pytest.fixture
-def cli(cli_env: dict[str, str], tmp_path: Path) -> Cli:
+def cli(cli_env: dict[str, str], tmp_path: Path, home: Path) -> Iterator[Cli]:
     def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "agentfirm", *args],
@@ -61,4 +81,5 @@ def cli(cli_env: dict[str, str], tmp_path: Path) -> Cli:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    return run
+    yield run
+    stop_daemon(home)

@@ -1,14 +1,18 @@
 """The daemon end to end (issue 8, acceptance 1–3): the real CLI and client processes talking to
 a detached daemon over its Unix socket; SIGTERM and restart; a canary secret in the daemon's env
-that no response may carry."""
+that no response may carry. Then the CLI as users run it: `run`, `approve`, `resume` and the
+reads going through a daemon started on demand, with the output, JSON and exit codes of
+`--no-daemon`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import _SCRUB_PREFIXES, Cli, Result, stop_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +44,11 @@ if op == "submit":
     out = client.submit(args[0], offline=True)
 elif op == "decide":
     task_id, kind, *budget = args
-    approval = client.wait_for_approval(task_id, kind=kind, timeout=60)
+    approval = client.wait_for_approval(task_id, timeout=60)
+    while approval["kind"] != kind:  # questions before planning: left to assumptions
+        assert approval["kind"] == "clarify", approval
+        client.decide(approval["id"], "rejected", actor="cli:other")
+        approval = client.wait_for_approval(task_id, timeout=60)
     budget_usd = budget[0] if budget else None
     out = client.decide(approval["id"], "approved", actor="cli:other", budget_usd=budget_usd)
 else:
@@ -202,7 +210,7 @@ def test_sigterm_mid_run_then_restart_resumes_without_rerunning_done_modules(
 
     assert watch.returncode == 0, err
     after = {m["id"]: m for m in cli("tasks", "show", task_id, "--json").json()["modules"]}
-    assert all(after[m]["attempts"] == attempts for m, attempts in done.items())
+    assert all(after[m]["attempts"] == attempts for m, attempts in done.items()), (done, after)
     assert all(m["status"] == "done" for m in after.values())
     assert "status: completed" in out
 
@@ -246,12 +254,16 @@ def test_a_foreground_daemon_exits_0_on_sigterm_and_removes_its_files(
 
 
 def _wait_pending(home: Path, task_id: str, kind: str) -> None:
+    """Until the task asks a ``kind`` question; questions before planning are assumed."""
     deadline = time.monotonic() + 60
     with _http(home) as http:
         while time.monotonic() < deadline:
             rows = http.get(f"/tasks/{task_id}/approvals", params={"pending": "true"}).json()
             if any(row["kind"] == kind for row in rows):
                 return
+            for row in rows:
+                if row["kind"] == "clarify":
+                    http.post(f"/approvals/{row['id']}", json={"decision": "rejected"})
             time.sleep(0.1)
     raise AssertionError(f"no pending {kind} approval for {task_id}")
 
@@ -286,3 +298,182 @@ def test_approve_revise_and_approve_from_other_terminals(
     assert attempts["prior_art_search"] == 1
     assert shown["budget_usd"] == 3.0
     assert wrong.code == 2
+
+
+# ------------------------------------------------------------------ the CLI through the daemon
+RUN_KEYS = {"task_id", "status", "persona", "deliverable", "repo", "budget_usd", "cost"}
+
+
+class Shell:
+    """The CLI on one short home shared by this module's tests; commands go through the daemon
+    unless given ``--no-daemon``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+        self.env = {**clean, "AGENTFIRM_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "160"}
+
+    def __call__(self, *args: str) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agentfirm", *args],
+            env=self.env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[Shell]:
+    home = Path(tempfile.mkdtemp(prefix="af", dir="/tmp"))
+    try:
+        yield Shell(home)
+    finally:
+        stop_daemon(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run document without what differs between two runs of one request: ids, paths, and
+    amounts (the task id is in the prompts, so token counts differ a little)."""
+    return {
+        **{k: v for k, v in doc.items() if k not in ("task_id", "deliverable", "repo")},
+        "cost": {
+            "keys": sorted(doc["cost"]),
+            "simulated": doc["cost"]["simulated"],
+            "positive": doc["cost"]["total_usd"] > 0,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def done(shell: Shell, tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    """The module's first command: `run --yes --json --out FILE`, which starts the daemon."""
+    copy = tmp_path_factory.mktemp("out") / "report.md"
+    assert not (shell.home / "run" / "agentfirm.pid").exists()
+    return shell("run", REQUEST, "--offline", "--yes", "--json", "--out", str(copy)), copy
+
+
+def test_run_starts_a_daemon_that_keeps_running_and_prints_the_run_document(
+    shell: Shell, done: tuple[Result, Path]
+) -> None:
+    result, copy = done
+
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert set(doc) == RUN_KEYS
+    assert doc["status"] == "completed"
+    assert copy.read_text(encoding="utf-8") == Path(doc["deliverable"]).read_text(encoding="utf-8")
+    assert shell("daemon", "status", "--json").json()["running"] is True
+    plan = [a for a in _approvals(shell.home, doc["task_id"]) if a["kind"] == "plan"]
+    assert [(a["decision"], a["actor"]) for a in plan] == [("approved", "auto:--yes")]
+
+
+def _approvals(home: Path, task_id: str) -> list[dict[str, Any]]:
+    with _http(home) as http:
+        rows: list[dict[str, Any]] = http.get(f"/tasks/{task_id}/approvals").json()
+        return rows
+
+
+def test_run_through_the_daemon_matches_an_in_process_run(
+    shell: Shell, done: tuple[Result, Path]
+) -> None:
+    here = shell("run", REQUEST, "--offline", "--yes", "--json", "--no-daemon")
+
+    assert here.code == done[0].code == 0
+    assert _comparable(done[0].json()) == _comparable(here.json())
+
+
+def test_a_budget_stop_through_the_daemon_matches_an_in_process_one(shell: Shell) -> None:
+    args = ("run", REQUEST, "--offline", "--yes", "--json", "--budget", "0.05")
+    here, there = shell(*args, "--no-daemon"), shell(*args)
+
+    assert (here.code, there.code) == (3, 3), there.stderr
+    assert there.json()["status"] == "budget_exhausted"
+    assert _comparable(there.json()) == _comparable(here.json())
+    statuses = _statuses(shell.home)
+    assert [statuses[r.json()["task_id"]] for r in (here, there)] == ["awaiting_budget"] * 2
+
+
+def test_reads_through_the_daemon_equal_reads_of_the_store(
+    shell: Shell, done: tuple[Result, Path]
+) -> None:
+    task_id = done[0].json()["task_id"]
+
+    for read in (["tasks", "show", task_id], ["costs", task_id]):
+        there = shell(*read, "--json")
+        here = shell(*read, "--json", "--no-daemon")
+
+        assert there.code == 0, there.stderr
+        assert there.json() == here.json()
+
+
+def test_resume_through_the_daemon_finishes_a_task_stopped_for_budget(shell: Shell) -> None:
+    stopped = shell("run", REQUEST, "--offline", "--yes", "--json", "--budget", "0.05").json()
+
+    resumed = shell("resume", stopped["task_id"], "--yes", "--json", "--budget", "5")
+
+    assert resumed.code == 0, resumed.stderr
+    assert (resumed.json()["status"], resumed.json()["budget_usd"]) == ("completed", 5.0)
+    assert shell("resume", stopped["task_id"], "--yes").code == 2
+
+
+def test_approve_through_the_daemon_runs_a_planned_task_to_the_end(shell: Shell) -> None:
+    task_id = shell("plan", REQUEST, "--offline", "--json").json()["task_id"]
+
+    done = shell("approve", task_id, "--offline", "--yes", "--json", "--budget", "3")
+
+    assert done.code == 0, done.stderr
+    assert (done.json()["status"], done.json()["budget_usd"]) == ("completed", 3.0)
+    plan = [a for a in _approvals(shell.home, task_id) if a["kind"] == "plan"]
+    assert [a["actor"] for a in plan] == [f"cli:{_user()}"]
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def test_reject_and_cancel_through_the_daemon(shell: Shell) -> None:
+    rejected = shell("plan", REQUEST, "--offline", "--json").json()["task_id"]
+    cancelled = shell("plan", REQUEST, "--offline", "--json").json()["task_id"]
+
+    assert shell("reject", rejected, "--json").json()["status"] == "rejected"
+    assert shell("tasks", "cancel", cancelled, "--json").json()["status"] == "aborted"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--persona", "nosuch", "--yes"], "nosuch"),
+        (["--yes", "--attach", "missing.pdf"], "--attach missing.pdf does not exist"),
+        ([], "stdin is not one"),
+    ],
+    ids=["persona", "attachment", "no-terminal"],
+)
+def test_bad_input_through_the_daemon_is_one_line_exit_2_and_writes_nothing(
+    shell: Shell, args: list[str], needle: str
+) -> None:
+    before = _task_ids(shell.home)
+
+    result = shell("run", REQUEST, "--offline", *args)
+
+    assert result.code == 2
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _task_ids(shell.home) == before
+
+
+def _task_ids(home: Path) -> list[str]:
+    return sorted(_statuses(home))
+
+
+def _statuses(home: Path) -> dict[str, str]:
+    """Every task's status, read from the home's store (no process to start)."""
+    with contextlib.closing(sqlite3.connect(home / "data" / "agentfirm.db")) as db:
+        return dict(db.execute("SELECT id, status FROM tasks"))

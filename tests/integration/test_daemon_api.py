@@ -71,10 +71,15 @@ class Api:
                     yield json.loads(line)
 
     async def asked(self, task_id: str, kind: str, *, after_seq: int = 0) -> tuple[str, int]:
-        """The id of the next approval of ``kind`` the task asks, and that event's seq."""
+        """The id of the next approval of ``kind`` the task asks, and that event's seq. Questions
+        before planning (the offline provider always has some) are left to assumptions."""
         async for event in self.events(task_id, after_seq=after_seq):
-            if event["type"] == "approval.requested" and event["payload"]["kind"] == kind:
+            if event["type"] != "approval.requested":
+                continue
+            if event["payload"]["kind"] == kind:
                 return event["payload"]["approval_id"], event["seq"]
+            if event["payload"]["kind"] == "clarify":
+                await self.decide(event["payload"]["approval_id"], "rejected")
         raise AssertionError(f"the stream ended before a {kind} approval was asked")
 
     async def submit(self, **body: Any) -> str:
@@ -93,9 +98,10 @@ class Api:
         return [event async for event in self.events(task_id)]
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    host = await _host(_settings(tmp_path / "home"))
+@contextlib.asynccontextmanager
+async def serving(home: Path) -> AsyncIterator[Api]:
+    """The daemon's app on a host under ``home``, served by uvicorn on a Unix socket."""
+    host = await _host(_settings(home))
     sockdir = Path(tempfile.mkdtemp(prefix="af", dir="/tmp"))
     sock = bind_socket(sockdir / "d.sock")
     config = uvicorn.Config(
@@ -105,24 +111,36 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         lifespan="off",
     )
     server = _QuietServer(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))  # bound and listening already
+    serve = asyncio.create_task(server.serve(sockets=[sock]))  # bound and listening already
     transport = httpx.AsyncHTTPTransport(uds=str(sockdir / "d.sock"))
-    async with httpx.AsyncClient(transport=transport, base_url="http://daemon", timeout=30) as http:
-        yield Api(http, host, sockdir / "d.sock")
-    host.stopping.set()
-    server.should_exit = True
-    await serving
-    await host.close()
-    shutil.rmtree(sockdir, ignore_errors=True)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://daemon", timeout=30
+        ) as http:
+            yield Api(http, host, sockdir / "d.sock")
+    finally:
+        host.stopping.set()
+        server.should_exit = True
+        await serve
+        await host.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with serving(tmp_path / "home") as served:
+        yield served
 
 
 # ------------------------------------------------------------------ a whole task
-async def test_a_submitted_task_waits_for_its_plan_approval(api: Api) -> None:
+async def test_a_submitted_task_is_planned_in_the_background_then_waits_for_approval(
+    api: Api,
+) -> None:
     response = await api.http.post("/tasks", json={"request": REQUEST, "offline": True})
 
     assert response.status_code == 201
     created = response.json()
-    assert created["status"] == "awaiting_plan_approval"
+    assert created["status"] == "classified"
     assert created["persona"] == "patent_research"
     approval_id, _seq = await api.asked(created["task_id"], "plan")
     (pending,) = (await api.http.get(f"/tasks/{created['task_id']}/approvals?pending=true")).json()
@@ -139,7 +157,8 @@ async def test_a_task_runs_to_completion_through_api_approvals(api: Api) -> None
     assert (await api.decide(review_id, "approved")).status_code == 200
     events = await api.until_final(task_id)
 
-    assert events[-1]["type"] == "task.completed"
+    assert [e["type"] for e in events[-2:]] == ["task.completed", "task.result"]
+    assert events[-1]["payload"]["result"]["status"] == "completed"
     shown = (await api.http.get(f"/tasks/{task_id}")).json()
     assert shown["status"] == "completed"
     assert shown["budget_usd"] == 3.0
@@ -161,7 +180,10 @@ async def test_events_replay_from_a_seq_and_end_when_the_task_is_final(api: Api)
 
     assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
     assert tail == everything[3:]
-    assert everything[-1]["payload"]["to"] == "rejected"
+    transitions = [e for e in everything if e["type"] == "task.transition"]
+    assert transitions[-1]["payload"]["to"] == "rejected"
+    assert everything[-1]["type"] == "task.result"
+    assert everything[-1]["payload"]["result"]["status"] == "rejected"
 
 
 async def test_a_rejected_plan_rejects_the_task_and_cannot_be_decided_again(api: Api) -> None:
@@ -186,7 +208,10 @@ async def test_cancel_aborts_a_waiting_task_and_its_open_question(api: Api) -> N
 
     assert response.json() == {"task_id": task_id, "status": "aborted"}
     approvals = (await api.http.get(f"/tasks/{task_id}/approvals")).json()
-    assert [a["decision"] for a in approvals] == ["aborted"]
+    assert [(a["kind"], a["decision"]) for a in approvals] == [
+        ("clarify", "rejected"),
+        ("plan", "aborted"),
+    ]
     assert not api.host.driving(task_id)
 
 
@@ -290,9 +315,16 @@ async def _first_events(api: Api, task_id: str, count: int) -> AsyncIterator[dic
 
 # ------------------------------------------------------------------ restarts of the host
 async def _asked_on_bus(host: TaskHost, task_id: str, kind: str) -> str:
+    """As ``Api.asked``, on the host's bus."""
     async for event in host.app.bus.subscribe(task_id):
-        if event.type == "approval.requested" and event.payload["kind"] == kind:
+        if event.type != "approval.requested":
+            continue
+        if event.payload["kind"] == kind:
             return str(event.payload["approval_id"])
+        approval_id = str(event.payload["approval_id"])
+        pending = {a.id for a in await host.decider.pending(task_id)}
+        if event.payload["kind"] == "clarify" and approval_id in pending:
+            await host.decide(approval_id, "rejected", actor="cli:ann")
     raise AssertionError("the bus closed")
 
 
@@ -369,14 +401,16 @@ class _ScriptedConsole(Console):
 
 
 async def test_tasks_watch_answers_the_plan_and_the_draft_inline(api: Api) -> None:
-    from agentfirm.cli_daemon import _Watch
+    from agentfirm.cli_answers import TerminalAnswers
+    from agentfirm.cli_follow import Follower
 
     task_id = await api.submit()
-    out = _ScriptedConsole(["b 2.5", "a"])
+    out = _ScriptedConsole(["", "", "", "b 2.5", "a"])  # three questions first: the defaults
     client = DaemonClient(api.socket)
+    follower = Follower(client, out, TerminalAnswers(out, actor="cli:ann"))
 
     try:
-        await asyncio.to_thread(_Watch(client, out, interactive=True).run, task_id, 0)
+        result = await asyncio.to_thread(follower.follow, task_id, 0)
     finally:
         client.close()
 
@@ -386,12 +420,15 @@ async def test_tasks_watch_answers_the_plan_and_the_draft_inline(api: Api) -> No
     approvals = (await api.http.get(f"/tasks/{task_id}/approvals")).json()
     asked = [a for a in approvals if "question" in a["payload"]]
     assert [(a["kind"], a["decision"]) for a in asked] == [
+        ("clarify", "approved"),
         ("plan", "approved"),
         ("review", "approved"),
     ]
     assert all(a["actor"].startswith("cli:") for a in asked)
-    assert len(out.prompts) == 2
+    assert len(out.prompts) == 5
     assert "prior_art_search" in out.file.getvalue()  # type: ignore[attr-defined]
+    assert result is not None
+    assert result["result"]["status"] == "completed"
 
 
 async def test_a_task_out_of_budget_asks_for_more_and_finishes_once_raised(api: Api) -> None:
