@@ -29,7 +29,7 @@ app = typer.Typer(
     name="agentfirm",
     help="A consulting firm of LLM agents: plan, approve, run in parallel, review — "
     "every cent on a ledger.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -38,11 +38,23 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Readable logs on stderr and full tracebacks.")
     ] = False,
 ) -> None:
+    """With no command: the TUI on a terminal, this help otherwise (a script never gets a
+    full-screen app it cannot drive)."""
     del debug  # read by cli_context.debug(): main() needs it too, outside click's context
+    if ctx.invoked_subcommand is not None:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    from agentfirm.cli_context import context, env_for
+    from agentfirm.tui.app import run_tui  # type: ignore[import-not-found]
+
+    raise typer.Exit(run_tui(context(env_for()).settings))
 
 
 # Commands, in the order `agentfirm --help` lists them.

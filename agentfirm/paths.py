@@ -80,6 +80,12 @@ class Paths:
         return self.state_dir / "agentfirm.log"
 
     @property
+    def daemon_socket(self) -> Path:
+        # Here rather than in the daemon package so front ends (the TUI) can find it without
+        # importing the daemon.
+        return self.runtime_dir / "agentfirm.sock"
+
+    @property
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 

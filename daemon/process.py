@@ -38,7 +38,6 @@ from agentfirm.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-SOCKET_NAME = "agentfirm.sock"
 PIDFILE_NAME = "agentfirm.pid"
 LOG_NAME = "daemon.log"
 # sun_path is 108 bytes on Linux, 104 on the BSDs and macOS (NUL included).
@@ -46,7 +45,7 @@ _MAX_SOCKET_PATH = 103
 
 
 def socket_path(paths: Paths) -> Path:
-    return paths.runtime_dir / SOCKET_NAME
+    return paths.daemon_socket
 
 
 def pid_path(paths: Paths) -> Path:

@@ -1,0 +1,64 @@
+"""A module's output (or the whole draft / deliverable) as Markdown."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from agentfirm.errors import AgentfirmError
+
+from ..context import Context
+from ..source import DELIVERABLE, module_output
+from ..widgets.markdown import MarkdownText
+
+NO_OUTPUT = (
+    "_No output to show yet._\n\nA module's output appears here once the draft that "
+    "includes it is stitched."
+)
+
+
+class OutputScreen(Screen[None]):
+    DEFAULT_CSS = """
+    OutputScreen #title { height: 1; background: $panel; padding: 0 1; }
+    OutputScreen VerticalScroll { height: 1fr; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self, ctx: Context, task_id: str, module_id: str) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.task_id = task_id
+        self.module_id = module_id
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        what = "draft / deliverable" if self.module_id == DELIVERABLE else self.module_id
+        yield Static(f"agentfirm · {self.task_id} · output of {what}", id="title", markup=False)
+        with VerticalScroll():
+            yield MarkdownText("_Loading…_", id="output")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+        self.load()
+
+    @work(exclusive=True, group="output")
+    async def load(self) -> None:
+        try:
+            text = await module_output(self.ctx.source, self.task_id, self.module_id)
+        except AgentfirmError as err:
+            text = f"**Could not load the output:** {err}"
+        self.query_one("#output", MarkdownText).show(text or NO_OUTPUT)
+        self.loaded = True
+
+    def action_reload(self) -> None:
+        self.load()

@@ -1,0 +1,1 @@
+"""Widgets of the TUI: the wave DAG, the cost panel and the event log."""
