@@ -1,13 +1,13 @@
 """Router overhead: the median time the Model Router adds to a call over the same SDK call made
 directly, measured side by side against one loopback Anthropic fake that answers in 20 ms.
 
-The router's path is the production one: key read through a ``SecretStore``, redaction, worst-case
-reservation and settlement on a real SQLite store, list pricing with genai-prices, health
-bookkeeping and JSON logging to a file. The fake runs in its own process, as a real provider is
-remote (in-process, its thread would compete for the GIL with the router's worker threads). A third
-side, the Anthropic provider called alone (its key read in a worker thread, then the same SDK
-call), splits what the router adds from what the provider adds. The order of the sides rotates
-every round so drift on a busy machine hits them alike.
+The router's path is the production one: key read through a ``SecretStore`` and reused for
+``KEY_TTL_S`` (as ``build_providers`` sets it up), redaction, worst-case reservation and settlement
+on a real SQLite store, list pricing with genai-prices, health bookkeeping and JSON logging to a
+file. The fake runs in its own process, as a real provider is remote (in-process, its thread would
+compete for the GIL with the router's worker threads). A third side, the Anthropic provider called
+alone (its cached key, then the same SDK call), splits what the router adds from what the provider
+adds. The order of the sides rotates every round so drift on a busy machine hits them alike.
 
     .venv/bin/python bench/router_overhead.py [--calls N] [--warmup N]
 """
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agentfirm.log import configure_logging, reset_logging
 from agentfirm.router.base import ChainEntry, Message, ProviderRequest
 from agentfirm.router.pricing import Pricer
+from agentfirm.router.providers._common import KEY_TTL_S
 from agentfirm.router.providers.anthropic import AnthropicProvider, request_params
 from agentfirm.router.router import Router
 from agentfirm.secrets import Redactor, SecretStore
@@ -76,7 +77,7 @@ async def measure(calls: int, warmup: int) -> tuple[list[float], list[float], li
         secrets = SecretStore(redactor, env={"ANTHROPIC_API_KEY": KEY})
         store = SQLiteStore(Path(tmp) / "bench.sqlite3")
         await store.open()
-        provider = AnthropicProvider(get_secret=secrets.get, base_url=url)
+        provider = AnthropicProvider(get_secret=secrets.get, base_url=url, key_ttl_s=KEY_TTL_S)
         router = Router(
             chains={"execution": [ChainEntry("anthropic", MODEL)]},
             providers={"anthropic": provider},
@@ -146,7 +147,7 @@ def main() -> None:
         f"{args.calls} calls each side, order rotating"
     )
     print(f"  direct SDK call   median {sdk_ms:7.2f} ms")
-    print(f"  provider alone    median {alone_ms:7.2f} ms   (key read + the same SDK call)")
+    print(f"  provider alone    median {alone_ms:7.2f} ms   (cached key + the same SDK call)")
     print(f"  through Router    median {router_ms:7.2f} ms")
     print(
         f"  router adds       {router_ms - sdk_ms:7.2f} ms per call "

@@ -109,6 +109,8 @@ class Attempts:
                 input_tokens,
                 request.max_tokens,
                 cache_writes=bool(getattr(provider, "writes_cache", False)),
+                # Searches are billed per search, on top of tokens: reserve the most it may run.
+                web_searches=getattr(provider, "max_web_searches", 0) if request.web_search else 0,
             )
             try:
                 await finish(self._budget.reserve(task_id, call_id, worst))

@@ -34,6 +34,8 @@ class Usage:
     cache_write_tokens: int = 0
     """Input tokens written to a prompt cache (Anthropic prices them above plain input); part of
     ``input_tokens`` like ``cached_input_tokens``."""
+    web_searches: int = 0
+    """Server-side web searches the provider ran for the call (billed per search)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ class Provider(Protocol):
 
     Optional: ``writes_cache = True`` on a provider whose calls may write a prompt cache (priced
     above plain input), so the router reserves input at the cache-write rate; ``async def
-    aclose()`` to release its HTTP clients, called by ``Router.aclose``."""
+    aclose()`` to release its HTTP clients, called by ``Router.aclose``; ``max_web_searches``,
+    the most searches (billed per search) one call allowed to search may run, so the router
+    reserves their fees."""
 
     name: str
     simulated: bool

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from genai_prices.types import Usage as PriceUsage
 
 _MTOK = Decimal(1_000_000)
+_KILO = Decimal(1_000)
 _PROBE_INPUT = 1_000
 """Input tokens of the probes below the first tier, and above each tier's start."""
 
@@ -49,20 +50,28 @@ class _Rates:
     cache_read: Decimal | TieredPrices
     cache_write: Decimal | TieredPrices
     output: Decimal | TieredPrices
+    web_searches_kcount: Decimal | None = None
+    """USD per thousand web searches; None when the table has no search fee."""
 
     def usd(self, usage: Usage) -> Decimal | None:
         """The price of ``usage``; None when its counts do not add up (more cached than input),
-        which only genai-prices knows how to treat."""
+        which only genai-prices knows how to treat, or when it searched and the table prices no
+        search."""
         total = usage.input_tokens
         uncached = total - usage.cached_input_tokens - usage.cache_write_tokens
         if uncached < 0:
             return None
+        searches = Decimal(0)
+        if usage.web_searches:
+            if self.web_searches_kcount is None:
+                return None
+            searches = usage.web_searches * self.web_searches_kcount / _KILO
         return (
             uncached * _rate(self.input, total)
             + usage.cached_input_tokens * _rate(self.cache_read, total)
             + usage.cache_write_tokens * _rate(self.cache_write, total)
             + usage.output_tokens * _rate(self.output, total)
-        ) / _MTOK
+        ) / _MTOK + searches
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,13 @@ def _price_usage(usage: Usage) -> PriceUsage:
         cache_read_tokens=usage.cached_input_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         output_tokens=usage.output_tokens,
+        web_searches=usage.web_searches,
     )
+
+
+def _flat(price: object) -> Decimal | None:
+    """A per-unit fee that is one plain price (a tiered one keeps its table on ``calc_price``)."""
+    return price if isinstance(price, Decimal) else None
 
 
 def _probe_totals(rates: _Rates) -> list[int]:
@@ -178,9 +193,15 @@ class ListPrices:
             cache_read=inp if read is None else read,
             cache_write=inp if write is None else write,
             output=out,
+            web_searches_kcount=_flat(getattr(table, "web_searches_kcount", None)),
         )
+        searches = () if rates.web_searches_kcount is None else (3,)
         for total in _probe_totals(rates):
+            probes = [
+                Usage(input_tokens=total, output_tokens=777, web_searches=n) for n in searches
+            ]
             for usage in (
+                *probes,
                 Usage(input_tokens=total),
                 Usage(input_tokens=total, cached_input_tokens=total // 4),
                 Usage(input_tokens=total, cache_write_tokens=total // 3),

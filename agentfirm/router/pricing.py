@@ -77,22 +77,39 @@ class Pricer:
 
     def price_nano(self, entry: ChainEntry, usage: Usage) -> int:
         """The cost of ``usage`` on ``entry``, rounded up to whole nano-dollars. Cache reads and
-        cache writes (both part of ``usage.input_tokens``) are priced at their own rates. Raises
-        ``ConfigError`` for a model with no price."""
+        cache writes (both part of ``usage.input_tokens``) are priced at their own rates; web
+        searches at genai-prices' per-search fee (Anthropic: $10 per 1,000), also under a
+        token-price override. Raises ``ConfigError`` for a model with no price."""
         override = self._override(entry)
-        usd = _override_usd(override, usage) if override else self._list_usd(entry, usage)
+        usd: Decimal | None
+        if override is None:
+            usd = self._list_usd(entry, usage)
+        else:
+            usd = _override_usd(override, usage)
+            if usage.web_searches:
+                # A model genai-prices does not know has no search fee: its override is all.
+                fee = self._list_usd(entry, Usage(web_searches=usage.web_searches))
+                usd += fee or Decimal(0)
         if usd is None:
             raise ConfigError([self.check(entry) or f"no list price for {entry.label}"])
         return usd_to_nano(usd)
 
     def worst_case_nano(
-        self, entry: ChainEntry, input_tokens: int, max_tokens: int, *, cache_writes: bool = False
+        self,
+        entry: ChainEntry,
+        input_tokens: int,
+        max_tokens: int,
+        *,
+        cache_writes: bool = False,
+        web_searches: int = 0,
     ) -> int:
         """The most a call can cost: all input uncached (or, with ``cache_writes``, all of it
-        written to a prompt cache, which costs more), all ``max_tokens`` spent on output."""
+        written to a prompt cache, which costs more), all ``max_tokens`` spent on output, and
+        ``web_searches`` searches (the most the call may run) paid for."""
         usage = Usage(
             input_tokens=input_tokens,
             output_tokens=max_tokens,
             cache_write_tokens=input_tokens if cache_writes else 0,
+            web_searches=web_searches,
         )
         return self.price_nano(entry, usage)

@@ -199,6 +199,7 @@ class Router:
                 cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
                 output_tokens=sum(s.response.usage.output_tokens for s in served),
                 cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
+                web_searches=sum(s.response.usage.web_searches for s in served),
             ),
             cost_nano=sum(s.cost_nano for s in served),
             latency_ms=sum(s.latency_ms for s in served),

@@ -36,6 +36,8 @@ class AnthropicUsage:
     output_tokens: int = 12
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    web_search_requests: int = 1
+    """Reported (as ``server_tool_use``) only when the request carried the web search tool."""
 
 
 class AnthropicFake(ProviderFake):
@@ -54,7 +56,7 @@ class AnthropicFake(ProviderFake):
         else:
             content = [{"type": "text", "text": json.dumps(data) if data is not None else text}]
             stop = "end_turn"
-        return {
+        reply: dict[str, Any] = {
             "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
             "type": "message",
             "role": "assistant",
@@ -70,6 +72,12 @@ class AnthropicFake(ProviderFake):
                 "service_tier": "standard",
             },
         }
+        if any(tool.get("type", "").startswith("web_search_") for tool in body.get("tools", ())):
+            reply["usage"]["server_tool_use"] = {
+                "web_search_requests": tokens.web_search_requests,
+                "web_fetch_requests": 0,
+            }
+        return reply
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "api_error")
@@ -123,7 +131,6 @@ class AnthropicFake(ProviderFake):
                     ],
                 },
             ]
-            body["usage"]["server_tool_use"] = {"web_search_requests": 1, "web_fetch_requests": 0}
             return Reply(200, body)
 
         return respond

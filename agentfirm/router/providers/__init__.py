@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from agentfirm.router.base import Provider
-from agentfirm.router.providers._common import GetSecret
+from agentfirm.router.providers._common import KEY_TTL_S, GetSecret
 from agentfirm.router.providers.anthropic import AnthropicProvider
 from agentfirm.router.providers.gemini import GeminiProvider
 from agentfirm.router.providers.offline import OfflineProvider
@@ -54,7 +54,8 @@ def build_providers(
 
     ``env`` supplies the SDKs' own endpoint variables (``ANTHROPIC_BASE_URL``,
     ``OPENAI_BASE_URL``); ``get_secret`` (the ``SecretStore``'s ``get``) is kept and asked again
-    on every call, so a rotated key takes effect without a restart."""
+    once a key read is ``KEY_TTL_S`` old (or refused), so a rotated key takes effect without a
+    restart."""
     env = env or {}
     providers: dict[str, Provider] = {
         "offline": OfflineProvider(latency_ms=settings.latency_range())
@@ -67,18 +68,24 @@ def build_providers(
 
     if has_key("anthropic"):
         providers["anthropic"] = AnthropicProvider(
-            get_secret=get_secret, base_url=env.get("ANTHROPIC_BASE_URL") or None
+            get_secret=get_secret,
+            base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            key_ttl_s=KEY_TTL_S,
         )
     if has_key("openai"):
         providers["openai"] = OpenAIProvider(
-            get_secret=get_secret, base_url=env.get("OPENAI_BASE_URL") or None
+            get_secret=get_secret,
+            base_url=env.get("OPENAI_BASE_URL") or None,
+            key_ttl_s=KEY_TTL_S,
         )
     if has_key("gemini"):
         providers["gemini"] = GeminiProvider(
-            get_secret=get_secret, base_url=settings.gemini_base_url or None
+            get_secret=get_secret,
+            base_url=settings.gemini_base_url or None,
+            key_ttl_s=KEY_TTL_S,
         )
     if settings.openai_compat_base_url:
         providers["openai_compat"] = OpenAIProvider.openai_compat(
-            get_secret=get_secret, base_url=settings.openai_compat_base_url
+            get_secret=get_secret, base_url=settings.openai_compat_base_url, key_ttl_s=KEY_TTL_S
         )
     return providers

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentfirm.router.base import Message, ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.providers._common import (
     ClientCache,
+    Clock,
     GetSecret,
     KeySource,
     connection_failed,
@@ -41,7 +43,12 @@ KEY_NAMES = ("ANTHROPIC_API_KEY",)
 OUTPUT_TOOL = "emit_output"
 MAX_BREAKPOINTS = 4
 """Anthropic refuses a request with more than four ``cache_control`` blocks."""
-WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+MAX_WEB_SEARCHES = 3
+WEB_SEARCH_TOOL = {
+    "type": "web_search_20250305",
+    "name": "web_search",
+    "max_uses": MAX_WEB_SEARCHES,
+}
 """The server-side search tool. ``max_uses`` bounds the searches (billed per search) a call
 may make."""
 _EPHEMERAL = {"type": "ephemeral"}
@@ -96,14 +103,17 @@ def request_params(request: ProviderRequest) -> dict[str, Any]:
 
 
 def usage_of(usage: AnthropicUsage) -> Usage:
-    """Anthropic's ``input_tokens`` excludes cache reads and writes; ours is the total."""
+    """Anthropic's ``input_tokens`` excludes cache reads and writes; ours is the total. Web
+    searches (billed per search) are ``server_tool_use.web_search_requests``."""
     read = usage.cache_read_input_tokens or 0
     written = usage.cache_creation_input_tokens or 0
+    server_tools = usage.server_tool_use
     return Usage(
         input_tokens=usage.input_tokens + read + written,
         cached_input_tokens=read,
         output_tokens=usage.output_tokens,
         cache_write_tokens=written,
+        web_searches=server_tools.web_search_requests if server_tools is not None else 0,
     )
 
 
@@ -134,13 +144,21 @@ class AnthropicProvider:
     name = NAME
     simulated = False
     writes_cache = True
+    max_web_searches = MAX_WEB_SEARCHES
 
-    def __init__(self, *, get_secret: GetSecret, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        get_secret: GetSecret,
+        base_url: str | None = None,
+        key_ttl_s: float = 0.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         # Load the SDK now rather than on the first call: an import there would block the event
         # loop and eat into that call's timeout.
         importlib.import_module("anthropic")
         self._base_url = base_url
-        self._keys = KeySource(NAME, get_secret, KEY_NAMES)
+        self._keys = KeySource(NAME, get_secret, KEY_NAMES, ttl_s=key_ttl_s, clock=clock)
         self._clients: ClientCache[AsyncAnthropic] = ClientCache(self._new_client)
 
     def _new_client(self, key: str) -> AsyncAnthropic:
@@ -149,10 +167,14 @@ class AnthropicProvider:
         return AsyncAnthropic(api_key=key, base_url=self._base_url, max_retries=0)
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        return await self._keys.call(lambda key, key_env: self._send(request, key, key_env))
+
+    async def _send(
+        self, request: ProviderRequest, key: str | None, key_env: str
+    ) -> ProviderResponse:
         import anthropic
 
-        key, key_env = await self._keys.read()
-        assert key is not None  # read() raises when the key is missing
+        assert key is not None  # the key source raises when the key is missing
         client = self._clients.get(key)
         try:
             reply = await client.messages.create(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from agentfirm.router.base import ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.errors import FatalProviderError, ProviderAuthError, ProviderError
 from agentfirm.router.providers._common import (
     ClientCache,
+    Clock,
     GetSecret,
     KeySource,
     connection_failed,
@@ -164,12 +166,19 @@ class GeminiProvider:
     name = NAME
     simulated = False
 
-    def __init__(self, *, get_secret: GetSecret, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        get_secret: GetSecret,
+        base_url: str | None = None,
+        key_ttl_s: float = 0.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         # Load the SDK now rather than on the first call: an import there would block the event
         # loop and eat into that call's timeout.
         importlib.import_module("google.genai")
         self._base_url = base_url
-        self._keys = KeySource(NAME, get_secret, KEY_NAMES)
+        self._keys = KeySource(NAME, get_secret, KEY_NAMES, ttl_s=key_ttl_s, clock=clock)
         self._clients: ClientCache[Client] = ClientCache(self._new_client)
 
     def _new_client(self, key: str) -> Client:
@@ -188,11 +197,15 @@ class GeminiProvider:
         return Client(api_key=key, vertexai=False, http_options=options)
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        return await self._keys.call(lambda key, key_env: self._send(request, key, key_env))
+
+    async def _send(
+        self, request: ProviderRequest, key: str | None, key_env: str
+    ) -> ProviderResponse:
         import httpx2
         from google.genai import errors
 
-        key, key_env = await self._keys.read()
-        assert key is not None  # read() raises when the key is missing
+        assert key is not None  # the key source raises when the key is missing
         client = self._clients.get(key)
         try:
             response = await client.aio.models.generate_content(

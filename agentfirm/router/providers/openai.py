@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentfirm.router.base import ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.providers._common import (
     ClientCache,
+    Clock,
     GetSecret,
     KeySource,
     connection_failed,
@@ -133,6 +135,8 @@ class OpenAIProvider:
         name: str = OPENAI,
         key_names: tuple[str, ...] = OPENAI_KEYS,
         key_required: bool = True,
+        key_ttl_s: float = 0.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         # Load the SDK now rather than on the first call: an import there would block the event
         # loop and eat into that call's timeout.
@@ -140,11 +144,13 @@ class OpenAIProvider:
         self.name = name
         self._base_url = base_url
         self._key_required = key_required
-        self._keys = KeySource(name, get_secret, key_names)
+        self._keys = KeySource(name, get_secret, key_names, ttl_s=key_ttl_s, clock=clock)
         self._clients: ClientCache[AsyncOpenAI] = ClientCache(self._new_client)
 
     @classmethod
-    def openai_compat(cls, *, get_secret: GetSecret, base_url: str) -> OpenAIProvider:
+    def openai_compat(
+        cls, *, get_secret: GetSecret, base_url: str, key_ttl_s: float = 0.0
+    ) -> OpenAIProvider:
         """The ``openai_compat`` provider for the server at ``base_url`` (key optional)."""
         return cls(
             get_secret=get_secret,
@@ -152,6 +158,7 @@ class OpenAIProvider:
             name=OPENAI_COMPAT,
             key_names=COMPAT_KEYS,
             key_required=False,
+            key_ttl_s=key_ttl_s,
         )
 
     def _new_client(self, key: str) -> AsyncOpenAI:
@@ -160,9 +167,15 @@ class OpenAIProvider:
         return AsyncOpenAI(api_key=key, base_url=self._base_url, max_retries=0)
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        return await self._keys.call(
+            lambda key, key_env: self._send(request, key, key_env), required=self._key_required
+        )
+
+    async def _send(
+        self, request: ProviderRequest, key: str | None, key_env: str
+    ) -> ProviderResponse:
         import openai
 
-        key, key_env = await self._keys.read(required=self._key_required)
         client = self._clients.get(key or NO_KEY)
         params = request_params(request, legacy_max_tokens=self.name == OPENAI_COMPAT)
         try:
