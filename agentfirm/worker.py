@@ -5,7 +5,10 @@ A worker claims an entry, runs the task's Build Master (every module not yet don
 stitched draft, publishing as it goes and ending with ``runner.finished``), touches its claim while
 it runs and acks it at the end. Work held by a worker that died is reclaimed by another (XAUTOCLAIM
 once the claim has been idle for ``reclaim_after_s``), which releases the budget reservations the
-dead worker's calls left and resumes the build: done modules are reused, the rest run. The budget
+dead worker's calls left and resumes the build: done modules are reused, the rest run. Only
+reservations older than a call can live (``stale_reservation_age``) are released, at takeover and
+while the build runs: a holder presumed dead may only be slow, and its calls in flight keep their
+holds until they settle. The budget
 lives in the shared Postgres store, so however many workers run a task, spend cannot pass its
 ceiling. A worker that finds its claim taken over (it was presumed dead) stops that build.
 """
@@ -18,6 +21,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal, TypeVar
 
 import structlog
@@ -37,6 +41,10 @@ T = TypeVar("T")
 
 # How long a clean stop may spend handing its claims back before it gives up on Redis.
 _RELEASE_TIMEOUT_S = 2.0
+RESERVATION_GRACE_S = 60.0
+"""Added to the provider timeout before a reservation counts as abandoned: covers the router's
+deadline grace, the settle's own round trip, a paused process and clock skew between machines
+(a reservation is stamped by the clock of the process that made it)."""
 
 ReportKind = Literal["claimed", "finished", "skipped", "taken_over", "released", "crashed"]
 
@@ -57,6 +65,12 @@ Report = Callable[[WorkerReport], None]
 def default_name() -> str:
     """A consumer name unique to this process: ``host-pid``."""
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def stale_reservation_age(provider_timeout_s: float) -> timedelta:
+    """How old a reservation must be before no live holder can still settle it: every call is
+    over (settled or released) by its deadline, the provider timeout plus a grace."""
+    return timedelta(seconds=provider_timeout_s + RESERVATION_GRACE_S)
 
 
 @dataclass(frozen=True)
@@ -165,8 +179,9 @@ class Worker:
             "claimed", claim, run_id=run.run_id, detail="reclaimed" if claim.reclaimed else ""
         )
         if claim.reclaimed:
-            # The previous holder died mid-call: its reservations would hold budget forever.
-            released = await store.release_reservations(claim.task_id)
+            # The previous holder died mid-call (its reservations would hold budget forever) —
+            # or is only slow, and its calls in flight still hold what they will settle.
+            released = await self._release_stale(claim)
             log.warning("worker.reclaimed", task_id=claim.task_id, reservations=released)
         try:
             result = await self._holding(claim, run_for_worker(self.app, task.spec, run))
@@ -197,10 +212,17 @@ class Worker:
                 self._tell("released", claim)
             raise
 
+    async def _release_stale(self, claim: WorkClaim) -> int:
+        """Release the task's reservations no live call can still settle; how many."""
+        age = stale_reservation_age(self.app.settings.provider_timeout_s)
+        return await self.app.store.release_reservations(claim.task_id, older_than=age)
+
     async def _keep(self, claim: WorkClaim) -> None:
         """Touch the claim every third of the reclaim time, until cancelled. A Redis outage is
         ridden out (the claim may be reclaimed meanwhile: the next touch says so); a claim gone
-        altogether (a Redis that restarted empty) is still this worker's to finish."""
+        altogether (a Redis that restarted empty) is still this worker's to finish. On a
+        reclaimed claim, the reservations a dead holder made too recently to be released at
+        takeover are released as they grow stale."""
         every = self.options.reclaim_after_s / 3
         while True:
             await asyncio.sleep(every)
@@ -211,6 +233,14 @@ class Worker:
                 continue
             if hold == "taken":
                 raise _ClaimTaken(claim.task_id)
+            if claim.reclaimed:
+                released = await self._release_stale(claim)
+                if released:
+                    log.warning(
+                        "worker.stale_reservations_released",
+                        task_id=claim.task_id,
+                        reservations=released,
+                    )
 
     def _tell(
         self, kind: ReportKind, claim: WorkClaim, *, run_id: str = "", detail: str = ""

@@ -27,6 +27,7 @@ from agentfirm.errors import EXIT_FAILED, AgentfirmError, BadInput, ConfigError
 from agentfirm.handoff.runners import RunnerName
 from agentfirm.master.agent import MasterAgent, RunResult
 from agentfirm.master.approvals import StoreDecider, parse_budget
+from agentfirm.master.transitions import cancel as cancel_task
 from agentfirm.master.transitions import move
 from agentfirm.master.transitions import reject as reject_task
 from agentfirm.money import usd_to_nano
@@ -47,7 +48,10 @@ WAITS_FOR: dict[TaskStatus, ApprovalKind] = {
     S.AWAITING_BUDGET: "budget",
     S.AWAITING_REVIEW: "review",
 }
-"""Statuses in which a task waits for a human, and the approval kind it waits on."""
+"""Statuses in which a task waits for a human, and the approval kind it waits on. Not
+``failure``: it is asked while ``executing``, a status a task is also in while it runs, so an
+executing task is always resumed and asks its pending failure question again — the same row
+(``ApprovalBook.current``), answered once."""
 RESULT_EVENT = "task.result"
 """Published when a driver stops: ``{"result": RunResult.to_json()}`` (what ``run --json`` prints
 in-process), or ``{"error", "exit_code"}`` when the daemon refused to drive the task."""
@@ -111,16 +115,30 @@ class TaskHost:
         driver = self._drivers.get(task_id)
         return driver is not None and not driver.done()
 
-    def _master(self, offline: bool, runner: RunnerName | None = None) -> MasterAgent:
+    def _master(
+        self, offline: bool, runner: RunnerName | None = None, decider: StoreDecider | None = None
+    ) -> MasterAgent:
         """Raises ``ConfigError`` when no provider can serve a task this way, or ``runner``
-        cannot run here."""
+        cannot run here. ``decider``: instead of the host's (see ``_intake_master``)."""
+        decider = decider or self.decider
         if not offline or self.settings.offline:
-            return self.app.master(self.decider, runner=runner)
+            return self.app.master(decider, runner=runner)
         if self._offline_app is None:
             self._offline_app = dataclasses.replace(
                 self.app, settings=self.settings.model_copy(update={"offline": True}), _router=None
             )
-        return self._offline_app.master(self.decider, runner=runner)
+        return self._offline_app.master(decider, runner=runner)
+
+    def _intake_master(
+        self, offline: bool, runner: RunnerName | None, actor: str | None
+    ) -> MasterAgent:
+        """The Master that creates and classifies a task, acting as ``actor`` (who submitted it,
+        e.g. ``slack:U123``) so the creation transition names them. Intake asks no human, so
+        its own decider never waits; the task is then driven with the host's."""
+        if actor is None:
+            return self._master(offline, runner)
+        book = StoreDecider(self.app.store, self.app.bus, actor=actor)
+        return self._master(offline, runner, book)
 
     def _check_open(self) -> None:
         if self.stopping.is_set():
@@ -211,16 +229,19 @@ class TaskHost:
         offline: bool = False,
         attachments: Sequence[str] = (),
         runner: RunnerName | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
         """Create and classify a task, then drive it in the background: it is planned (asking
         its clarifying questions, if any) and waits for its plan approval. ``attachments``:
-        files on this machine the task reads (copied at intake). Bad input and unservable
+        files on this machine the task reads (copied at intake); ``actor``: who submits (the
+        creation transition's actor; default the host's). Bad input and unservable
         configurations are refused before a task is written."""
         self._check_open()
         budget_nano = parse_budget(budget_usd) or usd_to_nano(self.settings.budget_usd)
         files = _attachment_paths(attachments)
         master = self._master(offline, runner)
-        task = await master.intake(request, persona=persona, attachments=files)
+        intake = master if actor is None else self._intake_master(offline, runner, actor)
+        task = await intake.intake(request, persona=persona, attachments=files)
         mark_offline = offline and not self.settings.offline
         self._spawn(task.id, partial(self._plan_and_run, master, task, budget_nano, mark_offline))
         return {"task_id": task.id, "status": str(task.status), "persona": task.persona}
@@ -311,7 +332,8 @@ class TaskHost:
 
     async def cancel(self, task_id: str, *, actor: str, reason: str) -> dict[str, Any]:
         """Stop a task for good: its driver is cancelled (running modules go back to pending),
-        its open questions are marked aborted, and it moves to ``aborted``."""
+        its open questions are marked aborted, the budget reservations it still holds are
+        released, and it moves to ``aborted``."""
         task = await self.app.store.get_task(task_id)
         if task.status.is_final:
             raise BadInput(f"task {task_id} is already {task.status}: nothing to cancel")
@@ -320,10 +342,10 @@ class TaskHost:
             driver.cancel()
             await asyncio.wait([driver])
         self.app.locks.acquire(task_id)  # refuses a task another process is driving
-        for approval in await self.decider.pending(task_id):
-            await self.app.store.decide_approval(approval.id, "aborted", actor=actor, notes=reason)
-        await move(self.app.store, self.app.bus, task_id, S.ABORTED, actor=actor, reason=reason)
-        return {"task_id": task_id, "status": str(S.ABORTED)}
+        status = await cancel_task(
+            self.app.store, self.app.bus, task_id, actor=actor, reason=reason
+        )
+        return {"task_id": task_id, "status": str(status)}
 
     async def follow(
         self, task_id: str, *, after_seq: int = 0, poll_interval: float = 0.1

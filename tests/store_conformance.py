@@ -412,6 +412,24 @@ class StoreConformance:
         assert (await store.get_budget(task_id)).reserved_nano == 0
         assert (await store.get_budget(other_id)).reserved_nano == 10
 
+    async def test_release_reservations_older_than_keeps_the_young_ones(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        other_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 30)
+        await store.reserve(task_id, "c2", 20)
+        await store.reserve(other_id, "c3", 10)
+
+        kept = await store.release_reservations(task_id, older_than=timedelta(hours=1))
+        assert kept == 0
+        assert (await store.get_budget(task_id)).reserved_nano == 50
+        released = await store.release_reservations(task_id, older_than=timedelta(0))
+
+        assert released == 2
+        assert (await store.get_budget(task_id)).reserved_nano == 0
+        assert (await store.get_budget(other_id)).reserved_nano == 10
+        await store.settle("c1", entry(task_id, "c1", 5))  # a late settle still books its cost
+        assert (await store.get_budget(task_id)).spent_nano == 5
+
     async def test_release_reservations_of_a_task_holding_none_is_zero(self, store: Store) -> None:
         task_id = await task_with_budget(store, 100)
 
@@ -442,8 +460,39 @@ class StoreConformance:
         ledger = await store.list_ledger(task_id)
         budget = await store.get_budget(task_id)
 
-        assert sum(e.cost_nano for e in ledger) == budget.spent_nano == 160
+        assert sum(e.cost_nano for e in ledger) == budget.spent_nano == 60 + 100 + 70
         assert budget.reserved_nano == 0
+
+    async def test_settle_after_its_reservation_was_released_books_the_actual_cost(
+        self, store: Store
+    ) -> None:
+        # A holder presumed dead but only slow: its reservation was released by the process that
+        # took the task over, which then reserved the budget again. The slow call was paid all
+        # the same, so the ledger says what it cost, even past the ceiling.
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "slow", 80)
+        await store.release_reservations(task_id)
+        await store.reserve(task_id, "new", 100)
+        await store.settle("new", entry(task_id, "new", 90))
+
+        with capture_logs() as logs:
+            await store.settle("slow", entry(task_id, "slow", 70))
+
+        budget = await store.get_budget(task_id)
+        ledger = {e.call_id: e.cost_nano for e in await store.list_ledger(task_id)}
+        assert ledger == {"new": 90, "slow": 70}
+        assert (budget.spent_nano, budget.reserved_nano) == (160, 0)
+        warned = [e for e in logs if e["event"] == "ledger.settle_without_reservation"]
+        assert [(e["call_id"], e["cost_nano"]) for e in warned] == [("slow", 70)]
+
+    async def test_settle_of_a_held_reservation_warns_of_nothing(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 100)
+        await store.reserve(task_id, "c1", 40)
+
+        with capture_logs() as logs:
+            await store.settle("c1", entry(task_id, "c1", 25))
+
+        assert [e for e in logs if e["log_level"] == "warning"] == []
 
     async def test_ledger_lists_oldest_first(self, store: Store) -> None:
         task_id = await task_with_budget(store, 100)

@@ -30,44 +30,76 @@ class EventPump:
     async def around(self, task_id: str, work: Awaitable[T]) -> T:
         """Run ``work`` with the task's events flowing to the store and the observer."""
         handling = asyncio.Lock()
-        pump = asyncio.create_task(self._pump(task_id, handling))
+        shown = asyncio.Event()
+        shown.set()
+        pump = asyncio.create_task(self._pump(task_id, handling, shown))
+        cancelled = False
         try:
             return await work
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             # Stop the pump between two events, never inside one: an event recorded in the store
             # but cut off before the observer saw it would be lost to the front end (drain skips
             # what the store already has).
-            async with handling:
-                pump.cancel()
+            try:
+                if not cancelled:
+                    async with handling:  # the whole event, a budget answer included
+                        pump.cancel()
+            finally:
+                if not pump.cancelling():
+                    # Cancelled (the daemon stops), before or while waiting: a budget question
+                    # the pump waits on is not waited for — nobody may answer it before the
+                    # process ends, and its approval row stays for the next start to ask again.
+                    try:
+                        while not shown.is_set():
+                            await shown.wait()
+                    finally:
+                        pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-            await self.drain(task_id)
+            await self.drain(task_id, answer=not cancelled)
 
     async def _last_seq(self, task_id: str) -> int:
         events = await self.store.list_events(task_id)
         return events[-1].seq if events else 0
 
-    async def _pump(self, task_id: str, handling: asyncio.Lock) -> None:
+    async def _pump(self, task_id: str, handling: asyncio.Lock, shown: asyncio.Event) -> None:
+        """``handling`` is held for a whole event, budget answer included; ``shown`` is clear
+        only while the event is being recorded and shown."""
         async for event in self.bus.subscribe(task_id, after_seq=await self._last_seq(task_id)):
             async with handling:
-                await self._handle(event)
+                shown.clear()
+                try:
+                    recorded = await self._show(event)
+                finally:
+                    shown.set()
+                if recorded:
+                    await self._answer(event)
 
-    async def drain(self, task_id: str) -> None:
-        """Record (and show) every event of the task the store does not have yet."""
+    async def drain(self, task_id: str, *, answer: bool = True) -> None:
+        """Record (and show) every event of the task the store does not have yet; ``answer``:
+        put a ``budget.exceeded`` among them to the budget prompt (not while stopping)."""
         drained = getattr(self.bus, "wait_drained", None)
         if drained is not None:  # a bus with an outbox: what it still holds is not replayable yet
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await drained()
         for event in await self.bus.replay(task_id, after_seq=await self._last_seq(task_id)):
-            await self._handle(event)
+            if await self._show(event) and answer:
+                await self._answer(event)
 
-    async def _handle(self, event: Event) -> None:
+    async def _show(self, event: Event) -> bool:
+        """Record the event and hand it to the observer; False when the store had it already."""
         if not await self.store.record_event(event):
-            return
+            return False
         if self.observer is not None:
             maybe = self.observer(event)
             if maybe is not None:
                 await maybe
+        return True
+
+    async def _answer(self, event: Event) -> None:
         if event.type == "budget.exceeded":
             await self.on_budget(event.task_id, event.payload)

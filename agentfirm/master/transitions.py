@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import structlog
+
 from agentfirm.bus.base import Bus
 from agentfirm.domain import TaskStatus, Transition
 from agentfirm.store.base import Store
+
+log = structlog.get_logger(__name__)
 
 
 async def move(
     store: Store, bus: Bus, task_id: str, to: TaskStatus, *, actor: str, reason: str = ""
 ) -> Transition:
-    """Persist the transition (validated by the store against the lifecycle), then announce it."""
+    """Persist the transition (validated by the store against the lifecycle), then announce it.
+    A task that ends releases the budget reservations still held for it: it makes no more
+    calls, and what is left was made by a process that died mid-call — or by a holder presumed
+    dead but only slow, whose late settle books its actual cost all the same."""
     transition = await store.transition(task_id, to, actor=actor, reason=reason)
+    if to.is_final:
+        released = await store.release_reservations(task_id)
+        if released:
+            log.warning("task.reservations_released", task_id=task_id, count=released)
     await bus.publish(
         task_id,
         "task.transition",
@@ -48,8 +59,8 @@ async def reject(store: Store, bus: Bus, task_id: str, *, actor: str, reason: st
 
 async def cancel(store: Store, bus: Bus, task_id: str, *, actor: str, reason: str) -> TaskStatus:
     """Stop a task for good that no process is driving (the caller holds its lock): its open
-    questions are marked aborted, reservations a dead process left are released, and it moves
-    to ``aborted``."""
+    questions are marked aborted, and it moves to ``aborted`` (which releases the reservations a
+    dead process left, see ``move``)."""
     from agentfirm.errors import BadInput
 
     task = await store.get_task(task_id)
@@ -58,7 +69,5 @@ async def cancel(store: Store, bus: Bus, task_id: str, *, actor: str, reason: st
     for approval in await store.list_approvals(task_id):
         if approval.decision == "pending":
             await store.decide_approval(approval.id, "aborted", actor=actor, notes=reason)
-    if task.budget_nano:
-        await store.release_reservations(task_id)
     await move(store, bus, task_id, TaskStatus.ABORTED, actor=actor, reason=reason)
     return TaskStatus.ABORTED

@@ -3,6 +3,7 @@ conformance suite tests both. Every method is atomic on its own."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from agentfirm.domain import (
@@ -71,16 +72,23 @@ class Store(Protocol):
     async def settle(self, call_id: str, entry: LedgerEntry) -> None:
         """In one transaction: drop the call's reservation, add ``entry.cost_nano`` to spent, insert
         the ledger row. ``entry.cost_nano`` must not exceed what was reserved (it is clamped to it
-        and the clamp logged, so spend can never pass the ceiling)."""
+        and the clamp logged, so spend can never pass the ceiling). A call whose reservation is
+        gone (released under a holder presumed dead but only slow) was paid all the same: its
+        actual cost is booked and a warning logged — the ledger stays honest, even past the
+        ceiling."""
 
     async def record_call(self, entry: LedgerEntry) -> None:
         """Insert a ledger row for a call that held no reservation (``budget_refused``) or whose
         reservation is released in the same breath (``error``: releases ``entry.call_id``'s
-        reservation, if any)."""
+        reservation, if any). Its cost is booked as ``settle`` books it."""
 
-    async def release_reservations(self, task_id: str) -> int:
-        """Drop every reservation the task holds (left by a process that died mid-call) and
-        return how many there were. Only for a task no live process is driving."""
+    async def release_reservations(
+        self, task_id: str, *, older_than: timedelta | None = None
+    ) -> int:
+        """Drop the reservations the task holds (left by a process that died mid-call) and
+        return how many there were. ``older_than``: only those made longer ago than this — past
+        the provider timeout a live holder has settled its call, so only a dead one's are left;
+        without it every reservation, only for a task no live process is driving."""
 
     async def list_ledger(self, task_id: str) -> list[LedgerEntry]:
         """Oldest first."""

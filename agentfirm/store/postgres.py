@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -352,8 +353,9 @@ class PostgresStore:
 
     async def _book(self, call_id: str, entry: LedgerEntry, *, settling: bool) -> None:
         """Release ``call_id``'s reservation (if any), add the cost — clamped to what was
-        reserved, so spend cannot pass the ceiling — to spent, and insert the ledger row with
-        the same clamped cost, so the ledger always sums to spent."""
+        reserved, so spend cannot pass the ceiling; nothing reserved any more: the actual cost,
+        see ``Store.settle`` — to spent, and insert the ledger row with the same cost, so the
+        ledger always sums to spent."""
         if entry.cost_nano < 0:
             raise BadInput(f"call {entry.call_id} has a negative cost: {entry.cost_nano}")
         async with self._write() as conn:
@@ -369,9 +371,14 @@ class PostgresStore:
                     f"call {call_id} reserved budget of task {held['task_id']},"
                     f" not of task {entry.task_id}"
                 )
+            cost = min(entry.cost_nano, reserved) if held else entry.cost_nano
             if settling and not held:
-                log.warning("ledger.settle_without_reservation", call_id=call_id)
-            cost = min(entry.cost_nano, reserved)
+                log.warning(
+                    "ledger.settle_without_reservation",
+                    task_id=entry.task_id,
+                    call_id=call_id,
+                    cost_nano=cost,
+                )
             if cost < entry.cost_nano:
                 log.warning(
                     "ledger.cost_clamped",
@@ -380,7 +387,7 @@ class PostgresStore:
                     cost_nano=entry.cost_nano,
                     reserved_nano=reserved,
                 )
-            if held:
+            if held or cost:
                 await conn.execute(
                     "UPDATE budgets SET reserved_nano = reserved_nano - %s,"
                     " spent_nano = spent_nano + %s, updated_at = %s WHERE task_id = %s",
@@ -388,12 +395,16 @@ class PostgresStore:
                 )
             await _insert_ledger(conn, entry, cost)
 
-    async def release_reservations(self, task_id: str) -> int:
+    async def release_reservations(
+        self, task_id: str, *, older_than: timedelta | None = None
+    ) -> int:
+        cutoff = utcnow() - older_than if older_than is not None else None
         async with self._write() as conn:
             cur = await conn.execute(
-                "WITH gone AS (DELETE FROM reservations WHERE task_id = %s RETURNING amount_nano)"
+                "WITH gone AS (DELETE FROM reservations WHERE task_id = %s"
+                " AND created_at <= COALESCE(%s::timestamptz, created_at) RETURNING amount_nano)"
                 " SELECT COUNT(*) AS n, COALESCE(SUM(amount_nano), 0)::BIGINT AS total FROM gone",
-                (task_id,),
+                (task_id, cutoff),
             )
             row = await cur.fetchone()
             count, total = (row["n"], row["total"]) if row else (0, 0)
