@@ -222,9 +222,33 @@ async def run_for_worker(app: App, spec: TaskSpec, run: RunRequest) -> RemoteRes
     spec read from the store. The outputs go to the task's repo when this machine can reach it
     (a GitHub repo, or a local one on a shared disk); a failure to write them is reported, not
     raised. Cancelled (the worker is stopping, or another worker took the task over), it
-    publishes nothing: the run is not over, someone else finishes it."""
+    publishes nothing: the run is not over, someone else finishes it. A run that already
+    finished (queued again after a Redis restart lost its acked entry, or handed out twice) is
+    not run again: its finish is reported as it was."""
     task = await app.store.get_task(spec.task_id)
     location = task.repo_path or ""
+    earlier = [
+        RunFinished.model_validate(event.payload)
+        for event in await app.bus.replay(spec.task_id)
+        if event.type == RUN_FINISHED and event.payload.get("run_id") == run.run_id
+    ]
+    if earlier:
+        log.warning("remote.run_already_finished", task_id=spec.task_id, run_id=run.run_id)
+        runs = await app.store.list_module_runs(spec.task_id)
+        ledger = summarize(await app.store.list_ledger(spec.task_id))
+        return RemoteResult(
+            task_id=spec.task_id,
+            run_id=run.run_id,
+            outcome=earlier[0].outcome,
+            error=earlier[0].error,
+            modules_done=tuple(r.module_id for r in runs if r.status is ModuleStatus.DONE),
+            modules_total=len(spec.plan.modules),
+            cost_usd=float(ledger["total_usd"]),
+            simulated=bool(ledger["simulated"]),
+            draft_title="",
+            outputs=tuple(earlier[0].outputs),
+            location=location,
+        )
     repos = _backend(location, app.settings, app.secrets) if location else None
     with bind_ids(task_id=spec.task_id):
         log.info("remote.run_started", run_id=run.run_id, repo=location, runner=run.runner)

@@ -40,6 +40,87 @@ if pending[1][2] ~= ARGV[2] then return -1 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """
+# Shared by the scripts below. ``ensure_group``: create the group (from the stream's start) when
+# Redis does not know it — first use, or a Redis that restarted empty. ``last_delivered``: the
+# group's last delivered id. ``unfinished``: the oldest entry of a task that is queued (after the
+# last delivered id) or held (pending), as {entry id, run id}, or nil.
+_QUEUE_LIB = """
+local function ensure_group(stream, group)
+  if redis.call('EXISTS', stream) == 1 then
+    for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      for i = 1, #info, 2 do
+        if info[i] == 'name' and info[i + 1] == group then return end
+      end
+    end
+  end
+  redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+end
+local function last_delivered(stream, group)
+  for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local fields = {}
+    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+    if fields['name'] == group then return fields['last-delivered-id'] end
+  end
+  return '0-0'
+end
+local function field(entry, name)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return ''
+end
+local function unfinished(stream, group, task_id)
+  local found = nil
+  for _, p in ipairs(redis.call('XPENDING', stream, group, '-', '+', 10000)) do
+    local entry = redis.call('XRANGE', stream, p[1], p[1])[1]
+    if entry and field(entry, 'task_id') == task_id then
+      found = {entry[1], field(entry, 'run_id')}
+      break
+    end
+  end
+  if found then return found end
+  local after = '(' .. last_delivered(stream, group)
+  for _, entry in ipairs(redis.call('XRANGE', stream, after, '+')) do
+    if field(entry, 'task_id') == task_id then return {entry[1], field(entry, 'run_id')} end
+  end
+  return nil
+end
+"""
+# KEYS: work stream. ARGV: group, task id, run id, notes. The task's unfinished run if it has one
+# ({entry id, run id, 1}), else a new entry for this run ({entry id, run id, 0}): one run of a task
+# at a time, however many Master Agents ask.
+_ENQUEUE_RUN = (
+    _QUEUE_LIB
+    + """
+ensure_group(KEYS[1], ARGV[1])
+local found = unfinished(KEYS[1], ARGV[1], ARGV[2])
+if found then return {found[1], found[2], 1} end
+local fields = {'task_id', ARGV[2], 'run_id', ARGV[3]}
+if ARGV[4] ~= '' then
+  fields[5] = 'notes'
+  fields[6] = ARGV[4]
+end
+return {redis.call('XADD', KEYS[1], '*', unpack(fields)), ARGV[3], 0}
+"""
+)
+# KEYS: work stream. ARGV: group, entry id. Where the entry is: 'held' (pending), 'queued' (not
+# yet delivered), 'done' (acked) or 'lost' (not in the stream: a Redis that restarted empty).
+_LOCATE = (
+    _QUEUE_LIB
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'lost' end
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 'lost' end
+ensure_group(KEYS[1], ARGV[1])
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) > 0 then return 'held' end
+if #redis.call('XRANGE', KEYS[1], '(' .. last_delivered(KEYS[1], ARGV[1]), ARGV[2]) > 0 then
+  return 'queued'
+end
+return 'done'
+"""
+)
+# Errors saying the stream or its group is gone: recreate the group and carry on.
+_GROUP_GONE = ("NOGROUP", "UNBLOCKED")
 # Far longer than any reclaim threshold: a released entry is reclaimable at once.
 _RELEASED_IDLE_MS = 10**12
 
@@ -48,6 +129,21 @@ Hold = Literal["held", "taken", "gone"]
 working on it); or it is not pending at all (acked, or lost by a Redis that restarted empty)."""
 
 _HOLD: dict[int, Hold] = {1: "held", -1: "taken", 0: "gone"}
+
+
+Place = Literal["queued", "held", "done", "lost"]
+"""Where a queued run is: waiting for a worker; held by one; acked (its worker finished it); or
+not in the stream at all (a Redis that restarted empty lost it: queue it again)."""
+
+
+class QueuedRun(NamedTuple):
+    """The entry a run of a task is queued as. ``reused``: the entry was there already (the
+    task had an unfinished run, queued or held: ``run_id`` says which, maybe not the one asked
+    for)."""
+
+    entry_id: str
+    run_id: str
+    reused: bool
 
 
 class WorkClaim(NamedTuple):
@@ -123,11 +219,11 @@ class RedisWorkQueue:
 
     async def _in_group(self, call: Callable[[Redis], Awaitable[T]], *, wait_ms: int = 0) -> T:
         """``call``, creating the group first when Redis does not know it (first use, or a Redis
-        that restarted empty)."""
+        that restarted empty or was flushed: a claim blocked meanwhile is told ``UNBLOCKED``)."""
         try:
             return await self._call(call, wait_ms=wait_ms)
         except redis.exceptions.ResponseError as err:
-            if "NOGROUP" not in str(err):
+            if not any(gone in str(err) for gone in _GROUP_GONE):
                 raise
         try:
             await self._call(
@@ -148,6 +244,23 @@ class RedisWorkQueue:
             fields["notes"] = notes
         entry_id = await self._call(lambda c: c.xadd(self.stream, fields))
         return str(entry_id)
+
+    async def enqueue_run(self, task_id: str, *, run_id: str, notes: str = "") -> QueuedRun:
+        """Queue run ``run_id`` of the task's Build Master, unless the task already has a run
+        queued or held by a worker: then that run (a Master Agent resumed while its earlier run
+        goes on must wait for it, not start a second one). Atomic: of several callers at once,
+        one queues and the rest get its run. Idempotent: queueing the same run again while it is
+        unfinished returns it."""
+        reply = await self._call(
+            lambda c: c.eval(_ENQUEUE_RUN, 1, self.stream, self.group, task_id, run_id, notes)
+        )
+        entry_id, queued_run, reused = cast(list[str | int], reply)
+        return QueuedRun(str(entry_id), str(queued_run), bool(int(reused)))
+
+    async def locate(self, entry_id: str) -> Place:
+        """Where the entry is (see ``Place``); ``"lost"`` when Redis lost it."""
+        place = await self._call(lambda c: c.eval(_LOCATE, 1, self.stream, self.group, entry_id))
+        return cast(Place, str(place))
 
     async def claim(
         self, consumer: str, *, block_ms: int | None = 1000, min_idle_ms: int = 60_000

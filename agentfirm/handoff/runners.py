@@ -303,50 +303,6 @@ class ColabRunner(_RemoteRunner):
         return await self._result(spec, finished)
 
 
-class WorkerRunner(_RemoteRunner):
-    """Queues the run on the Redis work queue, where any ``agentfirm worker`` (on any machine
-    sharing the Postgres store and the Redis bus) claims it, and waits on the bus for its
-    ``runner.finished``. A worker that dies mid-run is replaced by another, which resumes the
-    build (done modules are kept); the wait goes on meanwhile."""
-
-    name = "worker"
-
-    def __init__(
-        self,
-        *,
-        store: Store,
-        bus: Bus,
-        repos: RepoBackend,
-        settings: Settings,
-        redact: Redact = _same,
-    ) -> None:
-        super().__init__(store=store, bus=bus, repos=repos, redact=redact)
-        self.settings = settings
-
-    async def execute(self, spec: TaskSpec, *, notes: str = "") -> str:
-        """See ``Runner.execute``; waits as long as the workers take (cancel to stop)."""
-        from agentfirm.bus.redis_work import RedisWorkQueue
-
-        if not self.settings.redis_url:
-            raise BadInput(
-                "the worker runner needs the Redis work queue",
-                hint="set AGENTFIRM_REDIS_URL=redis://…, or use the inproc runner",
-            )
-        run = RunRequest(run_id=new_id("run"), runner=self.name, notes=notes)
-        events = await self.bus.replay(spec.task_id)
-        after = events[-1].seq if events else 0
-        await self._launched(spec, run, None)
-        queue = RedisWorkQueue(self.settings.redis_url)
-        await queue.open()
-        try:
-            entry_id = await queue.enqueue(spec.task_id, run_id=run.run_id, notes=notes)
-        finally:
-            await queue.close()
-        log.info("runner.queued", task_id=spec.task_id, run_id=run.run_id, entry_id=entry_id)
-        finished = await self._wait(spec.task_id, run.run_id, after)
-        return await self._result(spec, finished)
-
-
 def runner_for(
     name: RunnerName,
     *,
@@ -368,6 +324,8 @@ def runner_for(
     if name == "colab":
         return ColabRunner(store=store, bus=bus, repos=repos, on_launch=on_launch, redact=redact)
     if name == "worker":
+        from agentfirm.handoff.worker_runner import WorkerRunner
+
         return WorkerRunner(store=store, bus=bus, repos=repos, settings=settings, redact=redact)
     return InprocRunner(build)
 

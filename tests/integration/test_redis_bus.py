@@ -575,3 +575,66 @@ async def test_the_queue_recovers_its_group_after_redis_lost_it(
     claim = await queue.claim("w1", block_ms=None)
     assert claim is not None
     assert (claim.entry_id, claim.task_id) == (entry_id, "t1")
+
+
+async def test_a_task_has_one_unfinished_run_queued_at_a_time(queue: RedisWorkQueue) -> None:
+    first = await queue.enqueue_run("t1", run_id="run_1", notes="shorter")
+    other_task = await queue.enqueue_run("t2", run_id="run_2")
+
+    while_queued = await queue.enqueue_run("t1", run_id="run_3")
+    claim = await queue.claim("w1", block_ms=None)
+    assert claim is not None
+    while_held = await queue.enqueue_run("t1", run_id="run_4")
+    await queue.ack(claim.entry_id)
+    after_it_finished = await queue.enqueue_run("t1", run_id="run_5")
+
+    assert (first.run_id, first.reused, other_task.reused) == ("run_1", False, False)
+    assert (claim.entry_id, claim.run_id, claim.notes) == (first.entry_id, "run_1", "shorter")
+    assert while_queued == (first.entry_id, "run_1", True)
+    assert while_held == (first.entry_id, "run_1", True)
+    assert (after_it_finished.run_id, after_it_finished.reused) == ("run_5", False)
+    assert after_it_finished.entry_id != first.entry_id
+
+
+async def test_a_run_tells_where_it_is_queued_held_or_done(queue: RedisWorkQueue) -> None:
+    queued = await queue.enqueue_run("t1", run_id="run_1")
+    assert await queue.locate(queued.entry_id) == "queued"
+    claim = await queue.claim("w1", block_ms=None)
+    assert claim is not None
+    assert await queue.locate(queued.entry_id) == "held"
+    await queue.ack(claim.entry_id)
+    assert await queue.locate(queued.entry_id) == "done"
+
+
+async def test_a_run_lost_by_redis_restarting_empty_is_found_lost_and_queued_again(
+    queue: RedisWorkQueue,
+    redis_server: RedisServer,
+) -> None:
+    lost = await queue.enqueue_run("t1", run_id="run_1", notes="shorter")
+    await asyncio.to_thread(redis_server.restart)
+
+    assert await queue.locate(lost.entry_id) == "lost"
+    again = await queue.enqueue_run("t1", run_id="run_1", notes="shorter")
+    claim = await queue.claim("w1", block_ms=None)
+
+    assert (again.run_id, again.reused) == ("run_1", False)
+    assert claim is not None
+    assert (claim.entry_id, claim.run_id, claim.notes) == (again.entry_id, "run_1", "shorter")
+
+
+async def test_a_claim_waiting_while_the_stream_is_deleted_keeps_going(
+    queue: RedisWorkQueue,
+    redis_server: RedisServer,
+) -> None:
+    assert await queue.claim("w1", block_ms=None) is None  # the group exists now
+    waiting = asyncio.create_task(queue.claim("w1", block_ms=3000))
+    await asyncio.sleep(0.1)  # let the claim reach XREADGROUP BLOCK first
+
+    await asyncio.to_thread(redis_server.flush)  # Redis tells the blocked claim UNBLOCKED
+    entry_id = await queue.enqueue("t1")
+
+    async with asyncio.timeout(GUARD_S):
+        claim = await waiting
+    claim = claim or await queue.claim("w1", block_ms=None)
+    assert claim is not None
+    assert (claim.entry_id, claim.task_id) == (entry_id, "t1")

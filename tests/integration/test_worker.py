@@ -1,5 +1,7 @@
 """``agentfirm.worker`` in one process on a real Redis + Postgres: a worker whose claim another
-worker took over stops its build and leaves the task to the new holder, which finishes it."""
+worker took over stops its build and leaves the task to the new holder, which finishes it; work
+that a Redis restarting empty lost is queued again by the waiting Master Agent; a second wait on a
+task whose run is still queued joins that run instead of queueing another."""
 
 from __future__ import annotations
 
@@ -7,18 +9,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import redis.asyncio
+import structlog.testing
 
 from agentfirm.app import App
-from agentfirm.bus.redis_work import RedisWorkQueue
+from agentfirm.build.remote import run_for_worker
+from agentfirm.bus.redis_work import WORK_STREAM, RedisWorkQueue
 from agentfirm.domain import ModuleStatus
+from agentfirm.handoff.task_repo import RunRequest
+from agentfirm.handoff.worker_runner import WorkerRunner
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
 from agentfirm.worker import Worker, WorkerOptions, WorkerReport
 from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
 from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
+
+if TYPE_CHECKING:
+    from tests.integration.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +131,84 @@ async def test_a_worker_stopped_mid_build_hands_its_task_back_at_once(
     assert [r.kind for r in leaving] == ["claimed", "released"]
     assert taken.reclaimed
     assert result.status == "completed", result.error
+
+
+def worker_runner(app: App) -> WorkerRunner:
+    # A short check interval keeps the test quick; it changes no behaviour.
+    return WorkerRunner(
+        store=app.store, bus=app.bus, repos=app.repos, settings=app.settings, check_every_s=0.2
+    )
+
+
+async def queued_entries(url: str) -> int:
+    raw = redis.asyncio.Redis.from_url(url, decode_responses=True)
+    try:
+        return int(await raw.xlen(WORK_STREAM))
+    finally:
+        await raw.aclose()
+
+
+async def test_work_lost_by_redis_restarting_empty_is_queued_again_and_finished(
+    app: App,
+    queue: RedisWorkQueue,
+    redis_server: RedisServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+) -> None:
+    master = app.master(AutoDecider())
+    master.runner = worker_runner(app)
+    async with asyncio.timeout(GUARD_S):
+        running = asyncio.create_task(master.run(REQUEST))
+        while await queued_entries(redis_url) == 0:  # noqa: ASYNC110 - Redis state
+            await asyncio.sleep(0.02)
+        # No worker has claimed the run yet; a Redis without persistence comes back empty.
+        await asyncio.to_thread(redis_server.restart)
+
+        reports: list[WorkerReport] = []
+        worker = Worker(app, queue, WorkerOptions(name="late", max_tasks=1), report=reports.append)
+        assert await worker.run() == 1
+        result = await running
+
+    assert result.status == "completed", result.error
+    assert [r.kind for r in reports] == ["claimed", "finished"]
+    finished = [e for e in await app.bus.replay(result.task_id) if e.type == "runner.finished"]
+    assert [e.payload["outcome"] for e in finished] == ["ok"]
+
+    # The same run handed to a worker once more (queued again after its acked entry was lost,
+    # its finish missed): reported as it ended, not run again.
+    task = await app.store.get_task(result.task_id)
+    assert task.spec is not None
+    run_id = str(finished[0].payload["run_id"])
+    again = await run_for_worker(app, task.spec, RunRequest(run_id=run_id, runner="worker"))
+    after = [e for e in await app.bus.replay(result.task_id) if e.type == "runner.finished"]
+    assert (again.run_id, again.outcome) == (run_id, "ok")
+    assert after == finished
+
+
+async def test_a_second_wait_on_a_task_joins_its_queued_run_instead_of_queueing_another(
+    app: App,
+    queue: RedisWorkQueue,
+    redis_url: str,  # noqa: F811
+) -> None:
+    async with asyncio.timeout(GUARD_S):
+        running = asyncio.create_task(app.master(AutoDecider()).run(REQUEST))
+        while await queued_entries(redis_url) == 0:  # noqa: ASYNC110 - Redis state
+            await asyncio.sleep(0.02)
+        (task,) = await app.store.list_tasks()
+        assert task.spec is not None
+        # The Master Agent resumed after dying mid-wait runs the build again, as this does.
+        with structlog.testing.capture_logs() as logs:
+            again = asyncio.create_task(worker_runner(app).execute(task.spec))
+            while await queued_entries(redis_url) == 1 and not again.done():
+                if any(line["event"] == "runner.rejoined" for line in logs):
+                    break
+                await asyncio.sleep(0.02)
+        reports: list[WorkerReport] = []
+        worker = Worker(app, queue, WorkerOptions(name="only", max_tasks=1), report=reports.append)
+        assert await worker.run() == 1
+        result = await running
+        draft = await again
+
+    assert result.status == "completed", result.error
+    assert await queued_entries(redis_url) == 1
+    assert [r.kind for r in reports] == ["claimed", "finished"]
+    assert draft.strip()
