@@ -74,6 +74,15 @@ def actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
+def submitter() -> str:
+    """Who submits from this terminal, as the daemon takes it (``cli:<user>``: a user name
+    outside ``[A-Za-z0-9_.@-]{1,64}`` is made to fit)."""
+    import re
+
+    user = re.sub(r"[^A-Za-z0-9_.@-]", "_", actor().removeprefix("cli:"))[:64]
+    return f"cli:{user or 'unknown'}"
+
+
 def env_for(offline: bool = False, latency: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if offline:

@@ -32,6 +32,7 @@ from agentfirm.cli_context import (
     runner_name,
     settings_for,
     start_daemon,
+    submitter,
     with_app,
 )
 
@@ -248,6 +249,7 @@ def run(
             offline=settings.offline,
             attachments=files,
             runner=runner_,
+            actor=submitter(),
         )
         try:
             created = submit(persona=persona)

@@ -94,10 +94,12 @@ class DaemonClient:
         offline: bool = False,
         attachments: Sequence[Path | str] = (),
         runner: str | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
         """Create a task and start it (planned in the daemon, then waiting for its plan
         approval; follow its events). ``attachments``:
-        absolute paths of files on the daemon's machine. ``{task_id, status, persona}``."""
+        absolute paths of files on the daemon's machine; ``actor``: who submits
+        (``cli:alice``). ``{task_id, status, persona}``."""
         body: dict[str, Any] = {
             "request": request,
             "persona": persona,
@@ -109,7 +111,20 @@ class DaemonClient:
             body["attachments"] = [str(path) for path in attachments]
         if runner is not None:
             body["runner"] = runner
+        if actor is not None:
+            body["actor"] = actor
         data: dict[str, Any] = self._call("POST", "/tasks", json=body)
+        return data
+
+    def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        """The latest output of each module: ``module_id``, ``kind``, ``created_at``, ``size``."""
+        data: list[dict[str, Any]] = self._call("GET", f"/tasks/{task_id}/artifacts")
+        return data
+
+    def artifact(self, task_id: str, module_id: str) -> dict[str, Any]:
+        """A module's latest output: its metadata and ``markdown``. ``NotFound`` until it has
+        one."""
+        data: dict[str, Any] = self._call("GET", f"/tasks/{task_id}/artifacts/{module_id}")
         return data
 
     def tasks(self, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -244,6 +259,7 @@ def submit(
     budget_usd: Decimal | float | str | None = None,
     offline: bool = False,
     attachments: Sequence[Path | str] = (),
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Submit a task to the daemon (started on demand): ``{task_id, status, persona}``."""
     with ensure_running(settings) as client:
@@ -253,4 +269,5 @@ def submit(
             budget_usd=budget_usd,
             offline=offline,
             attachments=attachments,
+            actor=actor,
         )

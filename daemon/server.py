@@ -9,6 +9,7 @@ body goes through the redactor: no secret value leaves the daemon.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -25,11 +26,14 @@ from agentfirm.errors import AgentfirmError, BadInput, ConfigError, NotFound
 from agentfirm.secrets import Redactor
 from agentfirm.views import task_costs, task_detail, task_rows
 
+from .outputs import artifact_output, artifact_rows
 from .service import MAX_ATTACHMENTS, ShuttingDown, TaskHost
 
 log = structlog.get_logger(__name__)
 
 MAX_SEQ = 2**53
+SUBMITTER = r"^(cli|tui|slack|auto|api):[A-Za-z0-9_.@-]{1,64}$"
+"""Who submits a task, as the front end names them: ``slack:U123``, ``cli:alice``."""
 
 
 def _encodable(value: str) -> str:
@@ -47,6 +51,15 @@ def _absolute(value: str) -> str:
     return value
 
 
+def _submitter(value: str) -> str:
+    if re.fullmatch(SUBMITTER, value) is None:
+        raise ValueError(
+            "must be a front end (cli, tui, slack, auto or api), a colon and a user of 1-64 "
+            "letters, digits or _.@- (e.g. slack:U123ABC)"
+        )
+    return value
+
+
 Text = Annotated[str, Field(max_length=20_000), AfterValidator(_encodable)]
 FilePath = Annotated[
     str, Field(min_length=1, max_length=4096), AfterValidator(_encodable), AfterValidator(_absolute)
@@ -54,6 +67,14 @@ FilePath = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_encodable)]
 Usd = Annotated[Decimal, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
 TaskId = Annotated[str, Path(max_length=200, description="A task id (`GET /tasks`).")]
+ModuleId = Annotated[
+    str, Path(max_length=200, description="A module id (`GET /tasks/{task_id}/artifacts`).")
+]
+Submitter = Annotated[
+    str,
+    Field(max_length=80, json_schema_extra={"pattern": SUBMITTER}),
+    AfterValidator(_submitter),
+]
 
 
 class _Body(BaseModel):
@@ -73,6 +94,11 @@ class TaskSubmission(_Body):
     )
     runner: Literal["inproc", "notebook", "colab"] | None = Field(
         default=None, description="Where the modules run (default: the daemon's settings)."
+    )
+    actor: Submitter | None = Field(
+        default=None,
+        description="Who submits, for the creation transition, e.g. slack:U123 (default: "
+        "the daemon).",
     )
 
 
@@ -223,6 +249,7 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
             offline=body.offline,
             attachments=body.attachments,
             runner=body.runner,
+            actor=body.actor,
         )
         return reply(created, 201)
 
@@ -242,6 +269,18 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
     async def costs(task_id: TaskId) -> JSONResponse:
         """The task's costs and every call (the shape of `agentfirm costs --json`)."""
         return reply(await task_costs(host.app.store, task_id))
+
+    @api.get("/tasks/{task_id}/artifacts", responses=_ERRORS)
+    async def artifacts(task_id: TaskId) -> JSONResponse:
+        """The latest output of each module (and of the draft, `_deliverable`): `module_id`,
+        `kind`, `version`, `created_at`, `size` (bytes of its Markdown)."""
+        return reply(await artifact_rows(host.app.store, task_id))
+
+    @api.get("/tasks/{task_id}/artifacts/{module_id}", responses=_ERRORS)
+    async def artifact(task_id: TaskId, module_id: ModuleId) -> JSONResponse:
+        """A module's latest output as Markdown (`markdown`) with the metadata of
+        `GET /tasks/{task_id}/artifacts`; 404 until the module has output."""
+        return reply(await artifact_output(host.app.store, task_id, module_id))
 
     @api.get("/tasks/{task_id}/approvals", responses=_ERRORS)
     async def approvals(

@@ -7,9 +7,11 @@ one-line message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from agentfirm.errors import AgentfirmError, BadInput, NotFound
 
@@ -19,6 +21,14 @@ if TYPE_CHECKING:
     import httpx
 
 _BASE_URL = "http://agentfirm"
+
+
+def _submitter(actor: str) -> str:
+    """``front:user`` as the daemon takes it: a user outside ``[A-Za-z0-9_.@-]{1,64}`` is made
+    to fit (a login name with a space must not refuse the submission)."""
+    front, _, user = actor.partition(":")
+    user = re.sub(r"[^A-Za-z0-9_.@-]", "_", user)[:64]
+    return f"{front}:{user or 'unknown'}"
 
 
 class Unavailable(AgentfirmError):
@@ -130,7 +140,22 @@ class DaemonApi:
             body["attachments"] = list(submission.attachments)
         if submission.runner is not None:
             body["runner"] = submission.runner
+        if submission.actor is not None:
+            body["actor"] = _submitter(submission.actor)
         data: dict[str, Any] = await self._call("POST", "/tasks", json=body)
+        return data
+
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        """The latest output of each module: ``module_id``, ``kind``, ``created_at``, ``size``."""
+        data: list[dict[str, Any]] = await self._call("GET", f"/tasks/{task_id}/artifacts")
+        return data
+
+    async def artifact(self, task_id: str, module_id: str) -> dict[str, Any]:
+        """A module's latest output: its metadata and ``markdown``. ``NotFound`` when it has none
+        yet (or the daemon is older than the endpoint)."""
+        data: dict[str, Any] = await self._call(
+            "GET", f"/tasks/{task_id}/artifacts/{quote(module_id, safe='')}"
+        )
         return data
 
     async def cancel(self, task_id: str, *, reason: str, actor: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Submission:
     offline: bool = False
     attachments: tuple[str, ...] = ()
     runner: str | None = None
+    actor: str | None = None
+    """Who submits (``tui:ann``); sent only to a daemon that takes it."""
 
 
 class Source(Protocol):
@@ -46,6 +48,11 @@ class Source(Protocol):
     async def costs(self, task_id: str) -> dict[str, Any]: ...
 
     async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]: ...
+
+    async def artifact(self, task_id: str, module_id: str) -> dict[str, Any]:
+        """A module's latest output (``markdown`` and metadata); ``NotFound`` when it has none
+        (or the daemon cannot tell)."""
+        ...
 
     async def decide(
         self, approval_id: str, decision: Decision, *, actor: str

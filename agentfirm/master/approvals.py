@@ -21,7 +21,7 @@ a decision is never asked twice nor lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentfirm.build.scheduler import waves
@@ -159,6 +159,14 @@ class StoreDecider(ApprovalBook):
             answer = outcome.answers.get(str(item.get("id")), "").strip()
             pairs.append((str(item.get("question")), "" if answer == CLARIFY_DEFAULT else answer))
         return pairs
+
+    async def clarify_asked(self, task_id: str) -> list[str]:
+        """The questions of the ``clarify`` row asked since the task entered ``clarifying``
+        (pending or decided), [] when none was. A task resumed while clarifying asks these
+        again: a new clarification call may ask others, or none, and lose the answers."""
+        row = await self.current(task_id, "clarify")
+        items = row.payload.get("questions") or [] if row is not None else []
+        return [str(q.get("question")) for q in items if isinstance(q, Mapping)]
 
     async def module_failed(
         self, task: Task, module_id: str, error: str, attempts: int

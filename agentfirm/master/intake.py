@@ -137,11 +137,19 @@ class IntakeDesk:
             raise
         return None if got is None else list(got)
 
+    async def _asked_before(self, task: Task) -> list[str]:
+        """A task resumed while clarifying puts the questions it asked before (their row may
+        hold the answers) rather than new ones from another call."""
+        asked = getattr(self.decider, "clarify_asked", None)
+        if task.status is not S.CLARIFYING or asked is None:
+            return []
+        return list(await asked(task.id))
+
     async def plan(self, task: Task) -> TaskSpec:
         """See ``MasterAgent.plan``; returns the spec saved on the task."""
         persona = self.personas.get(task.persona or "")
-        questions: list[str] = []
-        if self.router is not None:
+        questions = await self._asked_before(task)
+        if not questions and self.router is not None:
             questions = await clarifying_questions(
                 self.router, persona=persona, request=task.request, task_id=task.id
             )

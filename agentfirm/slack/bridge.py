@@ -175,7 +175,7 @@ class SlackBridge:
         if progress_ts is None:
             return None
         try:
-            created = await self.daemon.submit(wanted, offline=self.offline)
+            created = await self.daemon.submit(wanted, offline=self.offline, actor=f"slack:{user}")
         except AgentfirmError as err:
             await self.out.update(channel, progress_ts, Message(f"⛔ Could not start: {err}", []))
             return None

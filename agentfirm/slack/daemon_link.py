@@ -25,7 +25,9 @@ class DaemonUnavailable(AgentfirmError):
 
 
 class DaemonLink(Protocol):
-    async def submit(self, request: str, *, offline: bool = False) -> dict[str, Any]: ...
+    async def submit(
+        self, request: str, *, offline: bool = False, actor: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def task(self, task_id: str) -> dict[str, Any]: ...
 
@@ -105,10 +107,14 @@ class HttpDaemonLink:
         self._raise_for(response)
         return response.json()
 
-    async def submit(self, request: str, *, offline: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call(
-            "POST", "/tasks", json={"request": request, "offline": offline}
-        )
+    async def submit(
+        self, request: str, *, offline: bool = False, actor: str | None = None
+    ) -> dict[str, Any]:
+        """``actor``: who asked (``slack:U123``), for the task's creation transition."""
+        body: dict[str, Any] = {"request": request, "offline": offline}
+        if actor is not None:
+            body["actor"] = actor
+        data: dict[str, Any] = await self._call("POST", "/tasks", json=body)
         return data
 
     async def task(self, task_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agentfirm.cli_context import submitter
 from tests.e2e.conftest import _SCRUB_PREFIXES, Cli, Result, stop_daemon
 
 pytestmark = pytest.mark.e2e
@@ -371,6 +372,8 @@ def test_run_starts_a_daemon_that_keeps_running_and_prints_the_run_document(
     assert shell("daemon", "status", "--json").json()["running"] is True
     plan = [a for a in _approvals(shell.home, doc["task_id"]) if a["kind"] == "plan"]
     assert [(a["decision"], a["actor"]) for a in plan] == [("approved", "auto:--yes")]
+    shown = shell("tasks", "show", doc["task_id"], "--json").json()
+    assert shown["transitions"][0]["actor"] == submitter()  # who ran it, not the daemon
 
 
 def _approvals(home: Path, task_id: str) -> list[dict[str, Any]]:

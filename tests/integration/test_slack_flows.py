@@ -71,14 +71,18 @@ class ScriptedDaemon:
         self._grown: dict[str, asyncio.Event] = {}
         self._moved = asyncio.Event()
         self.requests: list[str] = []
+        self.actors: list[str | None] = []
         self.decisions: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.followed_from: list[int] = []
         self._ids = itertools.count(1)
 
     # -- DaemonLink
-    async def submit(self, request: str, *, offline: bool = False) -> dict[str, Any]:
+    async def submit(
+        self, request: str, *, offline: bool = False, actor: str | None = None
+    ) -> dict[str, Any]:
         task_id = f"t_{next(self._ids)}"
         self.requests.append(request)
+        self.actors.append(actor)
         self.details[task_id] = {"task_id": task_id, "status": "classified", "persona": "p"}
         self.rows[task_id] = []
         self.logs[task_id] = []
@@ -564,6 +568,7 @@ async def test_the_slash_command_starts_a_task_in_a_new_thread(app: Harness) -> 
     progress = await app.until(lambda s: app.daemon.requests and app.progress(root.ts))
 
     assert app.daemon.requests == ["size the EU heat-pump market"]
+    assert app.daemon.actors == [f"slack:{ALLOWED}"]
     assert root.text == f"<@{ALLOWED}> asked: size the EU heat-pump market"
     assert "Received" in progress.history[0]
 

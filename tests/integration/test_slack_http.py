@@ -203,7 +203,9 @@ async def test_a_replayed_mention_starts_one_task(app: App) -> None:
     await app.service.bridge.settled()
 
     assert [first.status_code, again.status_code, retried.status_code] == [200, 200, 200]
-    assert len(await app.host.app.store.list_tasks()) == 1
+    (task,) = await app.host.app.store.list_tasks()
+    created = (await app.host.app.store.list_transitions(task.id))[0]
+    assert created.actor == f"slack:{ALLOWED}"
     received = [m for m in app.slack.thread(CHANNEL, THREAD) if "Received" in m.history[0]]
     assert len(received) == 1
 

@@ -264,8 +264,11 @@ class FakeSource:
         self.submissions: list[Submission] = []
         self.live: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
         self.fields = frozenset(
-            {"request", "persona", "budget_usd", "offline", "attachments", "runner"}
+            {"request", "persona", "budget_usd", "offline", "attachments", "runner", "actor"}
         )
+        self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
+        """Module outputs the daemon has, by (task id, module id): none unless a test adds
+        them, so the output viewer falls back to the draft's section."""
         self._build()
 
     # ------------------------------------------------------------------ the data
@@ -603,6 +606,12 @@ class FakeSource:
     async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
         rows = self.approval_rows.get(task_id, [])
         return [a for a in rows if a["decision"] == "pending" or not pending]
+
+    async def artifact(self, task_id: str, module_id: str) -> dict[str, Any]:
+        await self.task(task_id)
+        if (task_id, module_id) not in self.outputs:
+            raise NotFound(f"module {module_id} of task {task_id} has no output yet")
+        return self.outputs[(task_id, module_id)]
 
     async def decide(self, approval_id: str, decision: Decision, *, actor: str) -> dict[str, Any]:
         for rows in self.approval_rows.values():

@@ -177,6 +177,7 @@ class NewTaskScreen(Screen[None]):
             runner=None
             if runner.disabled or runner.value == self.ctx.default_runner
             else str(runner.value),
+            actor=self.ctx.actor if "actor" in self.fields else None,
         )
 
     def action_submit(self) -> None:

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from agentfirm.errors import AgentfirmError
+from agentfirm.errors import AgentfirmError, NotFound
 
 from ..context import Context
 from ..source import DELIVERABLE, module_output
@@ -54,11 +54,26 @@ class OutputScreen(Screen[None]):
     @work(exclusive=True, group="output")
     async def load(self) -> None:
         try:
-            text = await module_output(self.ctx.source, self.task_id, self.module_id)
+            text = await self._markdown()
         except AgentfirmError as err:
             text = f"**Could not load the output:** {err}"
         self.query_one("#output", MarkdownText).show(text or NO_OUTPUT)
         self.loaded = True
+
+    async def _markdown(self) -> str | None:
+        """A module's own latest output from the daemon; the draft's section of it when the
+        daemon has none (not run yet, or a daemon without the endpoint). The draft itself is the
+        deliverable file or the latest draft, appendix included."""
+        if self.module_id != DELIVERABLE:
+            try:
+                output = await self.ctx.source.artifact(self.task_id, self.module_id)
+            except NotFound:
+                pass
+            else:
+                markdown = output.get("markdown")
+                if isinstance(markdown, str) and markdown.strip():
+                    return markdown
+        return await module_output(self.ctx.source, self.task_id, self.module_id)
 
     def action_reload(self) -> None:
         self.load()
