@@ -1,15 +1,16 @@
 """Cost-summary query time over a 1,000,000-row ledger, SQLite next to PostgreSQL, in one run.
 
 Fills each store's ``ledger`` table (1,000 tasks x 1,000 calls by default; the triggers of
-migration 0002 keep the running totals as the rows go in) and times a cost summary (sums and call
-counts by module, tier and provider):
+migrations 0002 and 0004 keep the running totals as the rows go in) and times a cost summary (sums
+and call counts by module, tier and provider):
 
 - ``one task``: one task's summary (``agentfirm costs ID``), found among all the rows;
 - ``whole ledger``: the same grouping over every task (a firm-wide summary);
 
-each read from the running totals (``cost_totals``: what the stores answer with; on Postgres
-through ``PostgresStore.summarize_costs`` / ``summarize_all_costs``, pool and all) and, for
-comparison, aggregated from the ledger rows themselves (``scan``). Target: 50 ms.
+each read from the running totals (``cost_totals`` per task, ``cost_rollup`` firm-wide: what the
+stores answer with; on Postgres through ``PostgresStore.summarize_costs`` /
+``summarize_all_costs``, pool and all) and, for comparison, aggregated from the ledger rows
+themselves (``scan``). Target: 50 ms.
 
 PostgreSQL is a throwaway server started on a free loopback port (as the integration tests do)
 unless ``--pg-url`` names one; its database must be empty or already agentfirm's.
@@ -66,9 +67,8 @@ SQLITE_TOTALS_TASK_SQL = (
     " WHERE task_id = ? ORDER BY first_at, first_seq"
 )
 SQLITE_TOTALS_ALL_SQL = (
-    "SELECT module_id, tier, provider, SUM(cost_nano) AS cost_nano, SUM(calls) AS calls,"
-    " MAX(simulated) AS simulated FROM cost_totals GROUP BY module_id, tier, provider"
-    " ORDER BY MIN(first_at), MIN(first_seq)"
+    "SELECT module_id, tier, provider, cost_nano, calls, simulated FROM cost_rollup"
+    " ORDER BY first_at, first_seq"
 )
 
 _PROVIDERS = (("anthropic", "claude-sonnet-4"), ("openai", "gpt-4.1"), ("google", "gemini-2.5"))

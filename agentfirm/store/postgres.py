@@ -434,7 +434,7 @@ class PostgresStore:
 
     async def summarize_all_costs(self) -> dict[str, Any]:
         """Extra: ``summarize_costs`` over every task of the firm (groups across tasks merged,
-        in order of first appearance)."""
+        in order of first appearance), from the firm-wide running totals."""
         return fold_cost_groups(await self._fetch(_SUMMARY_ALL_SQL))
 
     # approvals
@@ -641,10 +641,10 @@ _SUMMARY_SQL = (
     "SELECT module_id, tier, provider, cost_nano, calls, simulated FROM cost_totals"
     " WHERE task_id = %s ORDER BY first_at, first_seq"
 )
+# The firm-wide totals of migration 0004 (one row per module x tier x provider).
 _SUMMARY_ALL_SQL = (
-    "SELECT module_id, tier, provider, SUM(cost_nano)::BIGINT AS cost_nano,"
-    " SUM(calls)::BIGINT AS calls, BOOL_OR(simulated) AS simulated FROM cost_totals"
-    " GROUP BY module_id, tier, provider ORDER BY MIN(first_at), MIN(first_seq)"
+    "SELECT module_id, tier, provider, cost_nano, calls, simulated FROM cost_rollup"
+    " ORDER BY first_at, first_seq"
 )
 _MODULE_RUN_COLUMNS = (
     "wave",

@@ -192,6 +192,22 @@ def _totals_and_ledger(url: str) -> tuple[list[tuple[object, ...]], list[tuple[o
         return conn.execute(_TOTALS).fetchall(), conn.execute(_LEDGER_AGGREGATE).fetchall()
 
 
+_LEDGER_FIRM_AGGREGATE = (
+    "SELECT module_id, tier, provider, SUM(cost_nano)::BIGINT, COUNT(*), BOOL_OR(simulated),"
+    " MIN(at), MIN(seq) FROM ledger GROUP BY module_id, tier, provider ORDER BY 1 NULLS FIRST, 2, 3"
+)
+_ROLLUP = (
+    "SELECT module_id, tier, provider, cost_nano, calls, simulated, first_at, first_seq"
+    " FROM cost_rollup ORDER BY 1 NULLS FIRST, 2, 3"
+)
+
+
+def _rollup_and_ledger(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The firm-wide totals of migration 0004 next to the same aggregate of the ledger."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(_ROLLUP).fetchall(), conn.execute(_LEDGER_FIRM_AGGREGATE).fetchall()
+
+
 async def test_running_totals_count_repeated_groups_and_the_task_level_module(
     pg_url: str,  # noqa: F811
 ) -> None:
@@ -247,6 +263,19 @@ async def test_running_totals_follow_bulk_inserts_updates_and_deletes(
     totals, ledger = _totals_and_ledger(pg_url)
     assert totals == ledger
     assert len(totals) == 5  # m0..m2, "moved" and the task-level error
+    rollup, firm_ledger = _rollup_and_ledger(pg_url)
+    assert rollup == firm_ledger
+    assert len(rollup) == 5
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM ledger WHERE module_id IN ('m1', 'moved')")
+        conn.execute("UPDATE ledger SET simulated = true WHERE seq = 9")
+    rollup, firm_ledger = _rollup_and_ledger(pg_url)
+    assert rollup == firm_ledger
+    assert [row[0] for row in rollup] == [None, "m0", "m2"]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ledger")
+    assert _rollup_and_ledger(pg_url) == ([], [])
 
 
 async def test_migrating_a_database_with_a_ledger_counts_it_into_the_totals(
@@ -268,6 +297,65 @@ async def test_migrating_a_database_with_a_ledger_counts_it_into_the_totals(
     totals, ledger = _totals_and_ledger(pg_empty_url)
     assert totals == ledger
     assert len(totals) == 4
+    rollup, firm_ledger = _rollup_and_ledger(pg_empty_url)
+    assert rollup == firm_ledger
+    assert len(rollup) == 4
+
+
+async def test_migrating_a_database_with_totals_counts_them_into_the_firm_rollup(
+    pg_empty_url: str,  # noqa: F811
+) -> None:
+    migrations = postgres_migrations()
+    conn = await connect(pg_empty_url)
+    try:
+        await apply_migrations(conn, [m for m in migrations if m.version < 4])
+        await conn.execute(
+            "INSERT INTO ledger (task_id, seq, call_id, module_id, tier, provider, model,"
+            " cost_nano, outcome, simulated, at) SELECT 't' || (n % 3), n, 'c' || n,"
+            " 'm' || (n % 4), 'utility', 'offline', 'm', n, 'ok', n = 7,"
+            " now() + n * interval '1 second' FROM generate_series(1, 40) AS n"
+        )
+        await apply_migrations(conn, [m for m in migrations if m.version >= 4])
+    finally:
+        await conn.close()
+
+    rollup, firm_ledger = _rollup_and_ledger(pg_empty_url)
+    assert rollup == firm_ledger
+    assert len(rollup) == 4
+
+
+async def test_firm_summary_agrees_with_summarizing_every_task_s_ledger(
+    pg_url: str,  # noqa: F811
+) -> None:
+    async with PostgresStore(pg_url) as store:
+        ledger = []
+        for t in range(3):
+            task_id = await task_with_budget(store, 10_000)
+            for i, (module_id, provider) in enumerate(
+                [("b", "openai"), (None, "anthropic"), ("a", "openai"), ("b", "openai")]
+            ):
+                await store.reserve(task_id, f"c{i}", 100)
+                row = entry(task_id, f"c{i}", 10 * (i + 1) + t).model_copy(
+                    update={"module_id": module_id, "provider": provider, "simulated": t == 2}
+                )
+                await store.settle(f"c{i}", row)
+            ledger += await store.list_ledger(task_id)
+
+        got = await store.summarize_all_costs()
+    expected = summarize(ledger)
+
+    as_usd = {
+        key: [(k, nano_to_float(v)) for k, v in got[key].items()]
+        for key in ("by_module", "by_tier", "by_provider")
+    }
+    assert as_usd == {key: list(expected[key].items()) for key in as_usd}
+    assert (nano_to_float(got["total_nano"]), got["simulated"], got["calls"]) == (
+        expected["total_usd"],
+        True,
+        12,
+    )
+    rollup, firm_ledger = _rollup_and_ledger(pg_url)
+    assert rollup == firm_ledger
 
 
 # --- migrations ----------------------------------------------------------------------------------
