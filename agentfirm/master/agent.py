@@ -24,7 +24,7 @@ from agentfirm.build.master import BuildMaster
 from agentfirm.build.module_runner import ModuleFailed
 from agentfirm.bus.base import Bus
 from agentfirm.domain import Task, TaskSpec, TaskStatus
-from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, TaskRejected
+from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, NotFound, TaskRejected
 from agentfirm.handoff.repos import RepoBackend
 from agentfirm.handoff.runners import InprocRunner, Runner, draft_markdown
 from agentfirm.handoff.task_repo import publish_task_repo
@@ -173,6 +173,13 @@ class MasterAgent:
         released = await self.store.release_reservations(task_id)
         if released:
             log.warning("task.reservations_released", task_id=task_id, count=released)
+        if task.status in (S.RECEIVED, S.CLASSIFIED, S.CLARIFYING) and self.intake_budget_nano:
+            # A crash between creating the task and setting its intake budget leaves none, and
+            # every planning call would be refused.
+            try:
+                await self.store.get_budget(task_id)
+            except NotFound:
+                await self.store.set_budget(task_id, self.intake_budget_nano)
         if task.status is S.AWAITING_BUDGET and budget_nano is not None:
             back_to = (await self.store.list_transitions(task_id))[-1].from_status or S.EXECUTING
             await self._budget.raise_ceiling(

@@ -133,3 +133,34 @@ def test_sigkill_at_random_points_then_resume_completes_without_rework(
     # the kills landed at different points of the lifecycle, most of them mid-run
     assert len(interrupted) >= 10, interrupted
     assert len(set(interrupted)) >= 2, interrupted
+
+
+def test_a_task_killed_between_its_creation_and_its_intake_budget_resumes(
+    cli: Cli, home: Path
+) -> None:
+    """A run SIGKILLed right after the task row was written, before its intake budget: resume must
+    give it the intake budget instead of failing every call with 'has no budget'."""
+    import asyncio
+
+    from agentfirm.domain import Task
+    from agentfirm.store.sqlite import SQLiteStore
+
+    persona = cli("classify", REQUEST, "--json").json()["persona"]
+
+    async def create() -> str:
+        store = SQLiteStore(home / "data" / "agentfirm.db")
+        await store.open()
+        try:
+            task = Task(id="t_killedearly", request=REQUEST, persona=persona)
+            await store.create_task(task, actor="cli:test")  # what intake does first
+            return task.id
+        finally:
+            await store.close()
+
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    task_id = asyncio.run(create())
+
+    resumed = cli("resume", task_id, "--offline", "--yes", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["status"] == "completed"
