@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from agentfirm.errors import AgentfirmError, BadInput, NotFound
+from agentfirm.api_wire import DaemonError, raise_for, unreachable
+from agentfirm.errors import AgentfirmError
 from agentfirm.settings import Settings
 
-from .process import DaemonError, socket_path, start
+from .process import socket_path, start
 
 _BASE_URL = "http://agentfirm"
 
@@ -49,24 +50,9 @@ class DaemonClient:
 
     # ------------------------------------------------------------------ plumbing
     def _unavailable(self, err: Exception) -> DaemonError:
-        return DaemonError(
-            f"no agentfirm daemon answers at {self.socket} ({type(err).__name__})",
-            hint="start it with `agentfirm daemon start`",
-        )
+        return unreachable(self.socket, err)
 
-    @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            message = str(response.json().get("error") or response.text)
-        except (ValueError, AttributeError):
-            message = response.text or response.reason_phrase
-        if response.status_code == 404:
-            raise NotFound(message)
-        if response.status_code < 500:
-            raise BadInput(message)
-        raise DaemonError(f"the daemon failed: {message}")
+    _raise_for = staticmethod(raise_for)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

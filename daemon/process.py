@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 
 import agentfirm
+from agentfirm.api_wire import DaemonError
 from agentfirm.errors import AgentfirmError, BadInput, ConfigError
 from agentfirm.paths import Paths
 from agentfirm.secrets import Redactor, SecretStore
@@ -71,10 +72,6 @@ class DaemonStatus:
             "socket": self.socket,
             "version": self.version,
         }
-
-
-class DaemonError(AgentfirmError):
-    """The daemon could not be started, reached or stopped."""
 
 
 # ---------------------------------------------------------------------------- pidfile

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agentfirm.errors import AgentfirmError, BadInput, NotFound
+from agentfirm.api_wire import DaemonError, raise_for, unreachable
 
 from .source import Decision, Submission
 
@@ -31,8 +31,8 @@ def _submitter(actor: str) -> str:
     return f"{front}:{user or 'unknown'}"
 
 
-class Unavailable(AgentfirmError):
-    """No daemon answers on the socket (or it answered with a server error)."""
+# No daemon answers on the socket, or it failed (5xx).
+Unavailable = DaemonError
 
 
 class DaemonApi:
@@ -61,25 +61,10 @@ class DaemonApi:
             await self._client.aclose()
 
     # ------------------------------------------------------------------ plumbing
-    def _unavailable(self, err: Exception) -> Unavailable:
-        return Unavailable(
-            f"no agentfirm daemon answers at {self.socket} ({type(err).__name__})",
-            hint="start it with `agentfirm daemon start`",
-        )
+    def _unavailable(self, err: Exception) -> DaemonError:
+        return unreachable(self.socket, err)
 
-    @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            message = str(response.json().get("error") or response.text)
-        except (ValueError, AttributeError):
-            message = response.text or response.reason_phrase
-        if response.status_code == 404:
-            raise NotFound(message)
-        if response.status_code < 500:
-            raise BadInput(message)
-        raise Unavailable(f"the daemon failed: {message}")
+    _raise_for = staticmethod(raise_for)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx

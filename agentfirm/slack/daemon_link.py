@@ -17,11 +17,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from agentfirm.errors import AgentfirmError, BadInput, NotFound
+from agentfirm.api_wire import DaemonError, raise_for, unreachable
 
-
-class DaemonUnavailable(AgentfirmError):
-    """No daemon answers at the socket, or it failed (5xx)."""
+# No daemon answers at the socket, or it failed (5xx).
+DaemonUnavailable = DaemonError
 
 
 class DaemonLink(Protocol):
@@ -79,25 +78,10 @@ class HttpDaemonLink:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _unavailable(self, err: Exception) -> DaemonUnavailable:
-        return DaemonUnavailable(
-            f"no agentfirm daemon answers at {self.socket} ({type(err).__name__})",
-            hint="start it with `agentfirm daemon start`",
-        )
+    def _unavailable(self, err: Exception) -> DaemonError:
+        return unreachable(self.socket, err)
 
-    @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            message = str(response.json().get("error") or response.text)
-        except (ValueError, AttributeError):
-            message = response.text or response.reason_phrase
-        if response.status_code == 404:
-            raise NotFound(message)
-        if response.status_code < 500:
-            raise BadInput(message)
-        raise DaemonUnavailable(f"the daemon failed: {message}")
+    _raise_for = staticmethod(raise_for)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
