@@ -16,13 +16,11 @@ from typing import Any
 
 import httpx
 
-from agentfirm.api_wire import DaemonError, raise_for, unreachable
+from agentfirm.api_wire import BASE_URL, DaemonError, decision_body, raise_for, unreachable
 from agentfirm.errors import AgentfirmError
 from agentfirm.settings import Settings
 
 from .process import socket_path, start
-
-_BASE_URL = "http://agentfirm"
 
 
 class DaemonClient:
@@ -31,7 +29,7 @@ class DaemonClient:
     def __init__(self, socket: Path | str, *, timeout: float = 30.0) -> None:
         self.socket = Path(socket)
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(socket)), base_url=_BASE_URL, timeout=timeout
+            transport=httpx.HTTPTransport(uds=str(socket)), base_url=BASE_URL, timeout=timeout
         )
 
     def __enter__(self) -> DaemonClient:
@@ -143,15 +141,14 @@ class DaemonClient:
     ) -> dict[str, Any]:
         """Decide an approval (see ``StoreDecider.decide``; ``answers`` for a clarify question,
         by question id); returns the decided row."""
-        body: dict[str, Any] = {
-            "decision": decision,
-            "actor": actor,
-            "notes": notes,
-            "budget_usd": self._usd(budget_usd),
-            "modules": list(modules),
-        }
-        if answers is not None:
-            body["answers"] = dict(answers)
+        body = decision_body(
+            decision,
+            actor=actor,
+            notes=notes,
+            budget_usd=budget_usd,
+            modules=modules,
+            answers=answers,
+        )
         data: dict[str, Any] = self._call("POST", f"/approvals/{approval_id}", json=body)
         return data
 

@@ -6,21 +6,14 @@ one-line message.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from agentfirm.api_wire import DaemonError, raise_for, unreachable
+from agentfirm.api_async_client import AsyncDaemonClient
+from agentfirm.api_wire import DaemonError, decision_body
 
 from .source import Decision, Submission
-
-if TYPE_CHECKING:
-    import httpx
-
-_BASE_URL = "http://agentfirm"
 
 
 def _submitter(actor: str) -> str:
@@ -35,48 +28,11 @@ def _submitter(actor: str) -> str:
 Unavailable = DaemonError
 
 
-class DaemonApi:
+class DaemonApi(AsyncDaemonClient):
     """One connection pool to the daemon at ``socket``, opened on first use (httpx loads after
-    the TUI's first frame); ``aclose`` when done."""
+    the TUI's first frame); ``aclose`` when done. ``task``, ``costs``, ``approvals`` and
+    ``events`` come from ``AsyncDaemonClient``."""
 
-    def __init__(self, socket: Path | str, *, timeout: float = 30.0) -> None:
-        self.socket = Path(socket)
-        self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
-                base_url=_BASE_URL,
-                timeout=self.timeout,
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    # ------------------------------------------------------------------ plumbing
-    def _unavailable(self, err: Exception) -> DaemonError:
-        return unreachable(self.socket, err)
-
-    _raise_for = staticmethod(raise_for)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        import httpx
-
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except (httpx.TransportError, OSError) as err:
-            raise self._unavailable(err) from err
-        self._raise_for(response)
-        return response.json()
-
-    # ------------------------------------------------------------------ endpoints
     async def health(self) -> dict[str, Any]:
         data: dict[str, Any] = await self._call("GET", "/health")
         return data
@@ -85,32 +41,15 @@ class DaemonApi:
         data: list[dict[str, Any]] = await self._call("GET", "/tasks", params={"limit": limit})
         return data
 
-    async def task(self, task_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call("GET", f"/tasks/{task_id}")
-        return data
-
-    async def costs(self, task_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call("GET", f"/tasks/{task_id}/costs")
-        return data
-
-    async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
-        params = {"pending": "true"} if pending else {}
-        data: list[dict[str, Any]] = await self._call(
-            "GET", f"/tasks/{task_id}/approvals", params=params
-        )
-        return data
-
     async def decide(self, approval_id: str, decision: Decision, *, actor: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "decision": decision.decision,
-            "actor": actor,
-            "notes": decision.notes,
-            "budget_usd": None if decision.budget_usd is None else str(decision.budget_usd),
-            "modules": list(decision.modules),
-        }
-        if decision.answers is not None:
-            # Only sent when there are answers: a daemon without `clarify` refuses the field.
-            body["answers"] = dict(decision.answers)
+        body = decision_body(
+            decision.decision,
+            actor=actor,
+            notes=decision.notes,
+            budget_usd=decision.budget_usd,
+            modules=decision.modules,
+            answers=decision.answers,
+        )
         data: dict[str, Any] = await self._call("POST", f"/approvals/{approval_id}", json=body)
         return data
 
@@ -159,25 +98,3 @@ class DaemonApi:
         schema = await self._call("GET", "/openapi.json")
         props = schema.get("components", {}).get("schemas", {}).get("TaskSubmission", {})
         return frozenset(props.get("properties", {}))
-
-    async def events(self, task_id: str, *, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """The task's events after ``after_seq``, then live ones; ends when the task is final or
-        the daemon stops (reconnect with the last ``seq`` seen). Raises ``Unavailable`` when the
-        connection fails or breaks."""
-        import httpx
-
-        try:
-            async with self._http.stream(
-                "GET",
-                f"/tasks/{task_id}/events",
-                params={"after_seq": after_seq},
-                timeout=httpx.Timeout(10.0, read=None),
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._raise_for(response)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield json.loads(line)
-        except (httpx.TransportError, OSError) as err:
-            raise self._unavailable(err) from err

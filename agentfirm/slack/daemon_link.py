@@ -8,16 +8,13 @@ another implementation for flows the daemon cannot be made to produce on demand.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
-import httpx
-
-from agentfirm.api_wire import DaemonError, raise_for, unreachable
+from agentfirm.api_async_client import AsyncDaemonClient
+from agentfirm.api_wire import DaemonError, decision_body
 
 # No daemon answers at the socket, or it failed (5xx).
 DaemonUnavailable = DaemonError
@@ -53,43 +50,12 @@ class DaemonLink(Protocol):
     async def aclose(self) -> None: ...
 
 
-class HttpDaemonLink:
-    """``DaemonLink`` over the daemon's HTTP API on ``socket``."""
+class HttpDaemonLink(AsyncDaemonClient):
+    """``DaemonLink`` over the daemon's HTTP API on ``socket``: ``task``, ``costs``,
+    ``approvals``, ``events`` and ``aclose`` come from ``AsyncDaemonClient``."""
 
     def __init__(self, socket: Path | str, *, timeout: float = 120.0) -> None:
-        self.socket = Path(socket)
-        self._http = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket)),
-            base_url="http://agentfirm",
-            timeout=timeout,
-        )
-
-    async def __aenter__(self) -> HttpDaemonLink:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    def _unavailable(self, err: Exception) -> DaemonError:
-        return unreachable(self.socket, err)
-
-    _raise_for = staticmethod(raise_for)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except (httpx.TransportError, OSError) as err:
-            raise self._unavailable(err) from err
-        self._raise_for(response)
-        return response.json()
+        super().__init__(socket, timeout=timeout)
 
     async def submit(
         self, request: str, *, offline: bool = False, actor: str | None = None
@@ -99,21 +65,6 @@ class HttpDaemonLink:
         if actor is not None:
             body["actor"] = actor
         data: dict[str, Any] = await self._call("POST", "/tasks", json=body)
-        return data
-
-    async def task(self, task_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call("GET", f"/tasks/{task_id}")
-        return data
-
-    async def costs(self, task_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call("GET", f"/tasks/{task_id}/costs")
-        return data
-
-    async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
-        params = {"pending": "true"} if pending else {}
-        data: list[dict[str, Any]] = await self._call(
-            "GET", f"/tasks/{task_id}/approvals", params=params
-        )
         return data
 
     async def decide(
@@ -127,31 +78,13 @@ class HttpDaemonLink:
         modules: Collection[str] = (),
         answers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "decision": decision,
-            "actor": actor,
-            "notes": notes,
-            "budget_usd": None if budget_usd is None else str(budget_usd),
-            "modules": list(modules),
-        }
-        if answers is not None:  # only clarify answers carry it (older daemons refuse the key)
-            body["answers"] = dict(answers)
+        body = decision_body(
+            decision,
+            actor=actor,
+            notes=notes,
+            budget_usd=budget_usd,
+            modules=modules,
+            answers=answers,
+        )
         data: dict[str, Any] = await self._call("POST", f"/approvals/{approval_id}", json=body)
         return data
-
-    async def events(self, task_id: str, *, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
-        try:
-            async with self._http.stream(
-                "GET",
-                f"/tasks/{task_id}/events",
-                params={"after_seq": after_seq},
-                timeout=httpx.Timeout(10.0, read=None),
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._raise_for(response)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield json.loads(line)
-        except (httpx.TransportError, OSError) as err:
-            raise self._unavailable(err) from err
