@@ -1,14 +1,18 @@
 """What the SDK-backed providers share: reading the key (cached for a few seconds), one SDK
-client per key value, and turning HTTP statuses into the router's error classes."""
+client per key value, the ``SdkProvider`` skeleton built on them, turning HTTP statuses into the
+router's error classes, and the links to the pages a searched answer cites."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
+from agentfirm.router.base import ProviderRequest, ProviderResponse
 from agentfirm.router.errors import (
     FatalProviderError,
     ProviderAuthError,
@@ -135,6 +139,58 @@ class ClientCache(Generic[_C]):
         return clients
 
 
+class SdkProvider(ABC, Generic[_C]):
+    """A provider that calls its vendor's SDK (client type ``_C``) with the key the secret store
+    holds at call time, one SDK client per key value, all closed by ``aclose``. A subclass sets
+    ``name``, ``sdk_module`` and ``key_names`` (tried in order) and implements ``_new_client``
+    (SDK retries off: the router retries and falls back), ``_send`` and ``_close_client``."""
+
+    name: str
+    sdk_module: str
+    key_names: tuple[str, ...]
+    simulated = False
+
+    def __init__(
+        self,
+        *,
+        get_secret: GetSecret,
+        base_url: str | None = None,
+        key_ttl_s: float = 0.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        # Load the SDK now rather than on the first call: an import there would block the event
+        # loop and eat into that call's timeout.
+        importlib.import_module(self.sdk_module)
+        self._base_url = base_url
+        self._keys = KeySource(self.name, get_secret, self.key_names, ttl_s=key_ttl_s, clock=clock)
+        self._clients: ClientCache[_C] = ClientCache(self._new_client)
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        async def send(key: str | None, key_env: str) -> ProviderResponse:
+            assert key is not None  # the key source raises when the key is missing
+            return await self._send(request, self._clients.get(key), key_env)
+
+        return await self._keys.call(send)
+
+    async def aclose(self) -> None:
+        """Close every HTTP client this provider opened."""
+        for client in self._clients.drain():
+            await self._close_client(client)
+
+    @abstractmethod
+    def _new_client(self, key: str) -> _C:
+        """An SDK client sending ``key`` to ``self._base_url`` (None: the vendor's)."""
+
+    @abstractmethod
+    async def _send(self, request: ProviderRequest, client: _C, key_env: str) -> ProviderResponse:
+        """One HTTP request for ``request``; the SDK's errors become the router's
+        (``status_error`` naming ``key_env``, ``timed_out``, ``connection_failed``,
+        ``malformed``)."""
+
+    @abstractmethod
+    async def _close_client(self, client: _C) -> None: ...
+
+
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     """The wait a response asks for: ``retry-after-ms``, else ``retry-after`` in seconds or as an
     HTTP date. None when absent or unreadable."""
@@ -199,3 +255,9 @@ def malformed(provider: str, exc: BaseException) -> RetryableProviderError:
     return RetryableProviderError(
         f"{provider} returned a malformed response: {_short(str(exc)) or type(exc).__name__}"
     )
+
+
+def markdown_links(pages: Iterable[tuple[str | None, str]]) -> list[str]:
+    """``[title](url)`` for each ``(title, url)`` a searched answer cites, once each, in the order
+    first cited; the url stands in for a missing title."""
+    return list(dict.fromkeys(f"[{title or url}]({url})" for title, url in pages))

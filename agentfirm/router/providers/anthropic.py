@@ -13,20 +13,16 @@ move.
 
 from __future__ import annotations
 
-import importlib
 import json
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentfirm.router.base import Message, ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.providers._common import (
-    ClientCache,
-    Clock,
-    GetSecret,
-    KeySource,
+    SdkProvider,
     connection_failed,
     malformed,
+    markdown_links,
     retry_after_s,
     status_error,
     timed_out,
@@ -120,10 +116,8 @@ def usage_of(usage: AnthropicUsage) -> Usage:
 def _with_citations(block: TextBlock) -> str:
     """A text block with the web pages it cites appended as markdown links, so the sources
     survive into the plain text a caller keeps."""
-    links = dict.fromkeys(
-        f"[{c.title or c.url}]({c.url})"
-        for c in block.citations or ()
-        if c.type == "web_search_result_location"
+    links = markdown_links(
+        (c.title, c.url) for c in block.citations or () if c.type == "web_search_result_location"
     )
     return block.text + (" (" + "; ".join(links) + ")" if links else "")
 
@@ -137,45 +131,26 @@ def text_of(message: AnthropicMessage) -> str:
     return "".join(_with_citations(block) for block in message.content if block.type == "text")
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider["AsyncAnthropic"]):
     """Calls Anthropic with the key ``get_secret`` returns at call time. The SDK's own retries
     are off (the router retries and falls back); each call has an explicit timeout."""
 
     name = NAME
-    simulated = False
+    sdk_module = "anthropic"
+    key_names = KEY_NAMES
     writes_cache = True
     max_web_searches = MAX_WEB_SEARCHES
-
-    def __init__(
-        self,
-        *,
-        get_secret: GetSecret,
-        base_url: str | None = None,
-        key_ttl_s: float = 0.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        # Load the SDK now rather than on the first call: an import there would block the event
-        # loop and eat into that call's timeout.
-        importlib.import_module("anthropic")
-        self._base_url = base_url
-        self._keys = KeySource(NAME, get_secret, KEY_NAMES, ttl_s=key_ttl_s, clock=clock)
-        self._clients: ClientCache[AsyncAnthropic] = ClientCache(self._new_client)
 
     def _new_client(self, key: str) -> AsyncAnthropic:
         from anthropic import AsyncAnthropic
 
         return AsyncAnthropic(api_key=key, base_url=self._base_url, max_retries=0)
 
-    async def complete(self, request: ProviderRequest) -> ProviderResponse:
-        return await self._keys.call(lambda key, key_env: self._send(request, key, key_env))
-
     async def _send(
-        self, request: ProviderRequest, key: str | None, key_env: str
+        self, request: ProviderRequest, client: AsyncAnthropic, key_env: str
     ) -> ProviderResponse:
         import anthropic
 
-        assert key is not None  # the key source raises when the key is missing
-        client = self._clients.get(key)
         try:
             reply = await client.messages.create(
                 **request_params(request), timeout=request.timeout_s
@@ -194,9 +169,12 @@ class AnthropicProvider:
             raise connection_failed(NAME, exc.__cause__ or exc) from exc
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
             raise malformed(NAME, exc) from exc
-        return ProviderResponse(text_of(reply), usage_of(reply.usage), reply.model)
+        try:
+            return ProviderResponse(text_of(reply), usage_of(reply.usage), reply.model)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # The SDK builds a 200's reply without checking its shape: one missing its content
+            # or usage fails only here, and is as malformed as a body cut short.
+            raise malformed(NAME, exc) from exc
 
-    async def aclose(self) -> None:
-        """Close every HTTP client this provider opened."""
-        for client in self._clients.drain():
-            await client.close()
+    async def _close_client(self, client: AsyncAnthropic) -> None:
+        await client.close()

@@ -11,22 +11,18 @@ model).
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentfirm.router.base import ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.errors import FatalProviderError, ProviderAuthError, ProviderError
 from agentfirm.router.providers._common import (
-    ClientCache,
-    Clock,
-    GetSecret,
-    KeySource,
+    SdkProvider,
     connection_failed,
     malformed,
+    markdown_links,
     retry_after_s,
     status_error,
     timed_out,
@@ -133,13 +129,15 @@ def usage_of(
 
 def text_of(response: GenerateContentResponse) -> str:
     """The answer's text parts (thought summaries left out). Raises ``FatalProviderError`` when
-    Gemini blocked the prompt itself."""
+    Gemini blocked the prompt itself, ``RetryableProviderError`` when the reply has no answer
+    at all."""
     if not response.candidates:
         feedback = response.prompt_feedback
         reason = feedback.block_reason if feedback is not None else None
         if reason is not None:
             raise FatalProviderError(f"gemini blocked the prompt: {reason}")
-        return ""
+        # Neither an answer nor a refusal: not a reply to bill as an empty answer.
+        raise malformed(NAME, ValueError("the reply has no candidates"))
     candidate = response.candidates[0]
     content = candidate.content
     parts = content.parts if content is not None and content.parts else []
@@ -151,35 +149,21 @@ def _grounding_sources(metadata: GroundingMetadata | None) -> str:
     """The web pages a grounded (searched) answer rests on, as a markdown list; empty when the
     answer was not grounded."""
     chunks = metadata.grounding_chunks if metadata is not None else None
-    links = dict.fromkeys(
-        f"- [{chunk.web.title or chunk.web.uri}]({chunk.web.uri})"
+    links = markdown_links(
+        (chunk.web.title, chunk.web.uri)
         for chunk in chunks or ()
         if chunk.web is not None and chunk.web.uri
     )
-    return "\n\nSources:\n" + "\n".join(links) if links else ""
+    return "\n\nSources:\n" + "\n".join(f"- {link}" for link in links) if links else ""
 
 
-class GeminiProvider:
+class GeminiProvider(SdkProvider["Client"]):
     """Calls Gemini with the key ``get_secret`` returns at call time (``GEMINI_API_KEY``, else
     ``GOOGLE_API_KEY``). ``base_url`` is ``AGENTFIRM_GEMINI_BASE_URL`` (None: Google's)."""
 
     name = NAME
-    simulated = False
-
-    def __init__(
-        self,
-        *,
-        get_secret: GetSecret,
-        base_url: str | None = None,
-        key_ttl_s: float = 0.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        # Load the SDK now rather than on the first call: an import there would block the event
-        # loop and eat into that call's timeout.
-        importlib.import_module("google.genai")
-        self._base_url = base_url
-        self._keys = KeySource(NAME, get_secret, KEY_NAMES, ttl_s=key_ttl_s, clock=clock)
-        self._clients: ClientCache[Client] = ClientCache(self._new_client)
+    sdk_module = "google.genai"
+    key_names = KEY_NAMES
 
     def _new_client(self, key: str) -> Client:
         import httpx2
@@ -191,22 +175,17 @@ class GeminiProvider:
             retry_options=types.HttpRetryOptions(attempts=1),
             # google-genai switches its async calls to aiohttp whenever aiohttp is importable
             # (slack-bolt brings it); naming an httpx transport keeps one HTTP stack, whose
-            # timeout and connection errors ``complete`` maps.
+            # timeout and connection errors ``_send`` maps.
             async_client_args={"transport": httpx2.AsyncHTTPTransport()},
         )
         return Client(api_key=key, vertexai=False, http_options=options)
 
-    async def complete(self, request: ProviderRequest) -> ProviderResponse:
-        return await self._keys.call(lambda key, key_env: self._send(request, key, key_env))
-
     async def _send(
-        self, request: ProviderRequest, key: str | None, key_env: str
+        self, request: ProviderRequest, client: Client, key_env: str
     ) -> ProviderResponse:
         import httpx2
         from google.genai import errors
 
-        assert key is not None  # the key source raises when the key is missing
-        client = self._clients.get(key)
         try:
             response = await client.aio.models.generate_content(
                 model=request.model,
@@ -221,11 +200,14 @@ class GeminiProvider:
             raise connection_failed(NAME, exc) from exc
         except (json.JSONDecodeError, errors.UnknownApiResponseError) as exc:
             raise malformed(NAME, exc) from exc
-        text = text_of(response)
-        usage = usage_of(response.usage_metadata, request, text)
+        try:
+            text = text_of(response)
+            usage = usage_of(response.usage_metadata, request, text)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # The SDK builds a 200's reply without checking its shape: one with fields of the
+            # wrong kind fails only here, and is as malformed as a body cut short.
+            raise malformed(NAME, exc) from exc
         return ProviderResponse(text, usage, response.model_version or request.model)
 
-    async def aclose(self) -> None:
-        """Close every HTTP client this provider opened."""
-        for client in self._clients.drain():
-            await client.aio.aclose()
+    async def _close_client(self, client: Client) -> None:
+        await client.aio.aclose()

@@ -194,11 +194,16 @@ class OpenAIProvider:
             raise connection_failed(self.name, exc.__cause__ or exc) from exc
         except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
             raise malformed(self.name, exc) from exc
-        if not reply.choices:
-            raise malformed(self.name, ValueError("the reply has no choices"))
-        message = reply.choices[0].message
-        text = message.content or message.refusal or ""
-        return ProviderResponse(text, usage_of(reply.usage, request, text), reply.model)
+        try:
+            if not reply.choices:
+                raise ValueError("the reply has no choices")
+            message = reply.choices[0].message
+            text = message.content or message.refusal or ""
+            return ProviderResponse(text, usage_of(reply.usage, request, text), reply.model)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # The SDK builds a 200's reply without checking its shape: one missing its choices
+            # or message fails only here, and is as malformed as a body cut short.
+            raise malformed(self.name, exc) from exc
 
     async def aclose(self) -> None:
         """Close every HTTP client this provider opened."""
