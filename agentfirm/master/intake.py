@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agentfirm.build.attachments import Attachments
+from agentfirm.build.attachments import Attachments, Document
 from agentfirm.build.subagent import RouterLike
 from agentfirm.bus.base import Bus
 from agentfirm.domain import Task, TaskSpec, TaskStatus, Tier
@@ -20,7 +20,7 @@ from agentfirm.master.decisions import Decider
 from agentfirm.master.planning import adapt_plan
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.master.transitions import move
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas import Classification, PersonaLibrary
 from agentfirm.router.base import ChainEntry
 from agentfirm.store.base import Store
 
@@ -58,12 +58,20 @@ class IntakeDesk:
         except ConfigError:
             return False
 
-    async def _create(self, request: str, persona: str | None) -> Task:
+    async def _create(self, request: str, persona: str | None, documents: list[Document]) -> Task:
         task = Task(id=new_id("t"), request=request, persona=persona)
         self.locks.acquire(task.id)
         await self.store.create_task(task, actor=self.decider.actor)
         if self.intake_budget_nano:  # pays for classification, clarification and planning
             await self.store.set_budget(task.id, self.intake_budget_nano)
+        # Indexed before classification, so a task stopped while it is classified keeps them.
+        if documents and self.attachments is not None:
+            indexed = await self.attachments.add(task.id, documents)
+            await self.bus.publish(
+                task.id,
+                "attachments.indexed",
+                {"documents": [{"name": name, "passages": n} for name, n in indexed]},
+            )
         return task
 
     async def intake(
@@ -74,52 +82,58 @@ class IntakeDesk:
         if not request:
             raise BadInput("the request is empty", hint='say what you need, e.g. agentfirm run "…"')
         chosen = self.personas.get(persona).id if persona else None
-        documents = []
+        documents: list[Document] = []
         if attachments:
             if self.attachments is None:
                 raise BadInput("attachments cannot be kept here: this Master has no data dir")
             documents = await self.attachments.read(attachments)
         classification = self.personas.classify(request)
-        task: Task | None = None
         if chosen is None and classification.persona is None and self.model_can("utility"):
-            task = await self._create(request, None)
-            classification = await classify_request(
-                self.personas, request, router=self.router, task_id=task.id
-            )
-        if chosen is not None:
-            reason = "--persona"
-        elif classification.persona is not None:
-            chosen = classification.persona
-            words = ", ".join(classification.matched.get(chosen, []))
-            reason = classification.reason or f"{classification.stage}: {words}"
-        else:
-            ranked = sorted(classification.scores, key=lambda p: -classification.scores[p])
-            candidates = ranked or [p.id for p in self.personas.all()]
-            try:
-                picked = await self.decider.choose_persona(
-                    request, candidates, classification.scores
-                )
-            except BadInput as err:
-                if task is not None:
-                    await self._move(task.id, S.CLASSIFIED, "no persona fits")
-                    await self._move(task.id, S.FAILED, str(err))
-                raise
-            chosen = self.personas.get(picked).id
-            reason = f"chosen by {self.decider.actor}"
-        if task is None:
-            task = await self._create(request, chosen)
-        else:
-            task.persona = chosen
-            await self.store.save_task(task)
-        if documents and self.attachments is not None:
-            indexed = await self.attachments.add(task.id, documents)
-            await self.bus.publish(
-                task.id,
-                "attachments.indexed",
-                {"documents": [{"name": name, "passages": n} for name, n in indexed]},
-            )
+            # The model's call is charged to the task, so the task exists first.
+            return await self.classify(await self._create(request, None, documents))
+        reason = "--persona"
+        if chosen is None:
+            chosen, reason = await self._choose(request, classification, None)
+        task = await self._create(request, chosen, documents)
         await self._move(task.id, S.CLASSIFIED, reason)
         return await self.store.get_task(task.id)
+
+    async def classify(self, task: Task) -> Task:
+        """Choose the persona of a task created without one (``received``) and move it to
+        ``classified``: at intake, or when resuming a task whose process died while the model
+        classified it — that answer died with it, so the call is made again. A request no
+        persona fits fails the task and raises ``BadInput``."""
+        classification = self.personas.classify(task.request)
+        if classification.persona is None and self.model_can("utility"):
+            classification = await classify_request(
+                self.personas, task.request, router=self.router, task_id=task.id
+            )
+        chosen, reason = await self._choose(task.request, classification, task)
+        task.persona = chosen
+        await self.store.save_task(task)
+        await self._move(task.id, S.CLASSIFIED, reason)
+        return await self.store.get_task(task.id)
+
+    async def _choose(
+        self, request: str, classification: Classification, task: Task | None
+    ) -> tuple[str, str]:
+        """The persona for ``request`` and why: the classification's, else the decider's pick
+        among the closest. When the decider cannot pick, ``task`` (if it exists already) fails."""
+        if classification.persona is not None:
+            words = ", ".join(classification.matched.get(classification.persona, []))
+            why = classification.reason or f"{classification.stage}: {words}"
+            return classification.persona, why
+        ranked = sorted(classification.scores, key=lambda p: -classification.scores[p])
+        candidates = ranked or [p.id for p in self.personas.all()]
+        try:
+            picked = await self.decider.choose_persona(request, candidates, classification.scores)
+            chosen = self.personas.get(picked).id
+        except BadInput as err:
+            if task is not None:
+                await self._move(task.id, S.CLASSIFIED, "no persona fits")
+                await self._move(task.id, S.FAILED, str(err))
+            raise
+        return chosen, f"chosen by {self.decider.actor}"
 
     async def _clarify(self, task: Task, questions: list[str]) -> list[tuple[str, str]] | None:
         """The decider's answers (None: it cannot ask, or chose not to answer). A resumed task
@@ -147,7 +161,12 @@ class IntakeDesk:
 
     async def plan(self, task: Task) -> TaskSpec:
         """See ``MasterAgent.plan``; returns the spec saved on the task."""
-        persona = self.personas.get(task.persona or "")
+        if task.persona is None:
+            raise BadInput(
+                f"task {task.id} has no persona yet: it was stopped while it was classified",
+                hint=f"resume it to classify it first: agentfirm resume {task.id}",
+            )
+        persona = self.personas.get(task.persona)
         questions = await self._asked_before(task)
         if not questions and self.router is not None:
             questions = await clarifying_questions(
