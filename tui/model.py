@@ -155,10 +155,12 @@ class TaskModel:
             module.wave = int(p["wave"]) + 1
             self.structure_seq += 1
         module.tier = str(p.get("tier") or module.tier)
+        # A new run of the module (first, or after its failed-module question or a revision)
+        # restarts its clock; a retry within a run keeps it. ``attempt`` counts across runs.
+        if module.status != "running" or module.started_at is None:
+            module.started_at = ts
         module.status = "running"
         module.attempts = int(p.get("attempt") or module.attempts + 1)
-        if module.attempts <= 1 or module.started_at is None:
-            module.started_at = ts
         module.finished_at = None
         module.error = ""
         module.changed_seq = seq

@@ -142,10 +142,12 @@ class ModuleRunner:
                 )
                 self.runs[module.id] = run
                 await self.store.upsert_module_run(run)
+                # The module's attempts so far, across runs (a retry after its failed-module
+                # question keeps counting): what its row, and every front end, shows.
                 await self._publish(
                     "module.started",
                     module.id,
-                    {"attempt": attempt, "tier": module.tier, "wave": run.wave},
+                    {"attempt": run.attempts, "tier": module.tier, "wave": run.wave},
                 )
                 try:
                     done = await self._attempt(module)
@@ -157,7 +159,7 @@ class ModuleRunner:
                     await self._publish(
                         "module.retrying",
                         module.id,
-                        {"attempt": attempt, "error": str(err), "delay_s": delay},
+                        {"attempt": run.attempts, "error": str(err), "delay_s": delay},
                     )
                     await self.policy.sleep(delay)
                     continue

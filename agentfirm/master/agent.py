@@ -33,7 +33,7 @@ from agentfirm.master.close import Closer
 from agentfirm.master.decisions import Decider
 from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
 from agentfirm.master.events import EventPump, Observer
-from agentfirm.master.failures import FailureHandler
+from agentfirm.master.failures import FailureHandler, ModuleAborted
 from agentfirm.master.intake import IntakeDesk, MasterRouter
 from agentfirm.master.result import RunResult, result_of
 from agentfirm.master.review import Reviewer
@@ -106,8 +106,9 @@ class MasterAgent:
         model) a utility-tier call, else the decider is asked. ``attachments`` are copied and
         indexed for the task's research agent. Bad input (empty request, unknown persona, no
         persona under ``--yes``, an attachment that is missing or not text — named) is refused
-        before anything is written — except after an LLM classification, whose ledger rows keep
-        their task (marked failed)."""
+        before anything is written — except when a model classifies the request: that task is
+        created first (its call is charged to it), and is kept, marked failed, with its ledger
+        rows and attachments."""
         return await self._desk.intake(request, persona=persona, attachments=attachments)
 
     def estimate(self, spec: TaskSpec) -> Estimate:
@@ -185,12 +186,19 @@ class MasterAgent:
             await self._budget.raise_ceiling(
                 task_id, budget_nano, back_to, f"budget set to ${nano_to_float(budget_nano):.2f}"
             )
-        if task.status is S.RECEIVED:
+        if task.status is S.RECEIVED and task.persona is None:
+            # Stopped while the model classified it: that answer was never recorded.
+            task = await self._desk.classify(task)
+        elif task.status is S.RECEIVED:
             await self._move(task_id, S.CLASSIFIED, "resumed")
             task = await self.store.get_task(task_id)
-        if task.status in (S.CLASSIFIED, S.CLARIFYING):
+        if task.status in (S.CLASSIFIED, S.CLARIFYING) and task.spec is not None:
+            # Stopped between saving its plan and announcing it: the plan is kept, not paid for
+            # again (a spec is only ever saved by planning).
+            await self._move(task_id, S.PLANNED, "resumed with the plan saved before the stop")
+        elif task.status in (S.CLASSIFIED, S.CLARIFYING):
             await self.plan(task)
-        elif task.status is S.PLANNED:
+        if (await self.store.get_task(task_id)).status is S.PLANNED:
             await self._move(task_id, S.AWAITING_PLAN_APPROVAL, "resumed")
         task = await self.store.get_task(task_id)
         if task.status is S.AWAITING_PLAN_APPROVAL:
@@ -260,7 +268,9 @@ class MasterAgent:
         except TaskRejected as err:
             if task_id in self._budget.declined:
                 return await self._result(task_id, "budget_exhausted", error=str(err))
-            await self._move(task_id, S.ABORTED, str(err))
+            # A failed module's abort names who chose it, not the host that asked for them.
+            actor = err.actor if isinstance(err, ModuleAborted) else self.decider.actor
+            await move(self.store, self.bus, task_id, S.ABORTED, actor=actor, reason=str(err))
             return await self._result(task_id, "aborted", error=str(err))
         except BadInput:
             raise
@@ -272,7 +282,7 @@ class MasterAgent:
     async def _execute(self, task: Task, spec: TaskSpec) -> str | None:
         """Run the modules not done and stitch the draft; None when a failed module was retried
         or skipped (the build runs again). Modules a crash left failed are decided on first.
-        Raises ``ModuleFailed`` when the decider aborts."""
+        Raises ``ModuleAborted`` when someone aborts, ``ModuleFailed`` when ``--yes`` does."""
         aborted = await self._failures.settle(task, spec)
         if aborted is not None:
             raise aborted

@@ -30,7 +30,7 @@ class BudgetDecision:
 FailureChoice = Literal["retry", "skip", "abort"]
 """What to do about a module that failed after its retries: run it again, go on without it
 (its dependents run and are told it is missing; the deliverable marks it skipped), or stop (the
-task fails)."""
+task is aborted by whoever chose it; under ``--yes``, where nobody chooses, it fails)."""
 FAILURE_CHOICES: tuple[FailureChoice, ...] = ("retry", "skip", "abort")
 
 
@@ -60,7 +60,8 @@ class Decider(Protocol):
     # Optional: ``async def clarify(self, task, questions) -> list[tuple[str, str]] | None``.
     # Deciders without it (or returning None) cannot ask: the questions become assumptions.
     # Optional: ``async def module_failed(self, task, module_id, error, attempts) ->
-    # FailureChoice`` (see ``FailureDecider``). Deciders without it abort, as ``--yes`` does.
+    # FailureChoice`` (see ``FailureDecider``). Deciders without it stop the task as ``--yes``
+    # does: it fails, nobody having chosen.
 
 
 class FailureDecider(Protocol):
@@ -71,12 +72,18 @@ class FailureDecider(Protocol):
     ) -> FailureChoice: ...
 
 
+AUTO_ACTOR = "auto:--yes"
+"""The actor of ``--yes``'s decisions, in-process (``AutoDecider``) or answering a daemon's
+questions (``cli_answers.AutoAnswers``): nobody chose, which a failed module's abort tells apart
+(the task fails rather than being aborted by someone)."""
+
+
 class AutoDecider:
     """``--yes``: approve the plan at the given budget, never add budget, approve the draft,
-    abort on a failed module.
+    stop on a failed module (the task fails).
     A request no persona clearly matches is bad input: a script must name ``--persona``."""
 
-    actor = "auto:--yes"
+    actor = AUTO_ACTOR
 
     async def choose_persona(
         self, request: str, candidates: Sequence[str], scores: dict[str, float]

@@ -64,9 +64,18 @@ def short_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path, short_dir: Path) -> AsyncIterator[Daemon]:
+def daemon_env() -> dict[str, str]:
+    """The daemon's environment (besides its home); a test module overrides this fixture to
+    change it."""
+    return dict(QUICK)
+
+
+@pytest.fixture
+async def daemon(
+    tmp_path: Path, short_dir: Path, daemon_env: dict[str, str]
+) -> AsyncIterator[Daemon]:
     home = tmp_path / "home"
-    settings = load_settings(dict(QUICK, AGENTFIRM_HOME=str(home)), cwd=home)
+    settings = load_settings(dict(daemon_env, AGENTFIRM_HOME=str(home)), cwd=home)
     redactor = Redactor()
     secrets = SecretStore(redactor, env={}, backend=fail.Keyring())
     host = await TaskHost.open(settings, redactor=redactor, secrets=secrets)

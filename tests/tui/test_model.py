@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentfirm.tui.fmt import parse_time
 from agentfirm.tui.model import TaskModel
 
 from tests.tui.fake_source import PATENT_WAVES, FakeSource
@@ -76,6 +77,29 @@ def test_a_fresh_snapshot_wins_over_older_events() -> None:
     model.load_detail(fresh, as_of_seq=1)
 
     assert model.modules["m"].status == "failed"
+
+
+def test_a_module_run_again_after_its_failure_shows_its_attempts_so_far_and_a_new_clock() -> None:
+    model = TaskModel("t")
+    started = {"tier": "execution", "wave": 0}
+
+    def at(seq: int, type_: str, payload: dict[str, Any], minute: int) -> None:
+        event = _event(seq, type_, payload, "m") | {"ts": f"2026-03-02T11:{minute:02d}:00+00:00"}
+        model.apply(event)
+
+    at(1, "module.started", started | {"attempt": 1}, 0)
+    at(2, "module.retrying", {"attempt": 1, "error": "503"}, 1)
+    at(3, "module.started", started | {"attempt": 2}, 2)
+    module = model.modules["m"]
+    assert module.attempts == 2
+    assert module.started_at == parse_time("2026-03-02T11:00:00+00:00")  # a retry within the run
+
+    at(4, "module.failed", {"error": "503", "attempts": 2}, 3)
+    at(5, "module.started", started | {"attempt": 3}, 7)  # retried from the question
+
+    assert (module.status, module.attempts) == ("running", 3)
+    assert module.started_at == parse_time("2026-03-02T11:07:00+00:00")
+    assert module.finished_at is None
 
 
 def test_questions_open_and_close_with_their_events() -> None:

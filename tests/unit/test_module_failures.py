@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +19,8 @@ from agentfirm.cli_prompts import TerminalDecider
 from agentfirm.domain import ModuleStatus, Task, TaskStatus
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
-from agentfirm.master.decisions import AutoDecider, FailureChoice
+from agentfirm.master.approvals import StoreDecider
+from agentfirm.master.decisions import AUTO_ACTOR, AutoDecider, Decider, FailureChoice
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.personas import PersonaLibrary
 from agentfirm.router import build_router
@@ -74,6 +76,26 @@ class Choosing(AutoDecider):
         return self.choices.pop(0)
 
 
+class Person(Choosing):
+    """Someone at the terminal (``agentfirm run --no-daemon``), answering from a script."""
+
+    actor = "cli:ann"
+
+
+async def _answering(decider: StoreDecider, failure: str, actor: str) -> None:
+    """What the daemon's front ends do: every question of every task decided as it comes —
+    failed modules' with ``failure`` by ``actor``, the others approved by a person."""
+    store = decider.store
+    while True:
+        for task in await store.list_tasks():
+            for row in await decider.pending(task.id):
+                if row.kind == "failure":
+                    await decider.decide(row.id, failure, actor=actor)
+                else:
+                    await decider.decide(row.id, "approved", actor="tui:bob")
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteLogBus, Path]]:
     store, bus = SQLiteStore(tmp_path / "s.db"), SQLiteLogBus(tmp_path / "b.db")
@@ -89,7 +111,7 @@ async def _no_sleep(_seconds: float) -> None:
 
 
 def _master(
-    parts: tuple[SQLiteStore, SQLiteLogBus, Path], router: Flaky, decider: AutoDecider
+    parts: tuple[SQLiteStore, SQLiteLogBus, Path], router: Flaky, decider: Decider
 ) -> MasterAgent:
     store, bus, root = parts
     return MasterAgent(
@@ -134,6 +156,60 @@ async def test_yes_aborts_a_failed_module_and_the_run_fails_after_the_independen
     assert not DOWNSTREAM & set(router.calls)  # never started
     (recorded,) = [a for a in await store.list_approvals(result.task_id) if a.kind == "failure"]
     assert (recorded.decision, recorded.actor) == ("aborted", "auto:--yes")
+    last = (await store.list_transitions(result.task_id))[-1]
+    assert (last.to_status, last.actor) == (TaskStatus.FAILED, AUTO_ACTOR)
+
+
+async def test_a_person_aborting_at_a_failed_module_aborts_the_task_under_their_name(
+    parts: tuple[SQLiteStore, SQLiteLogBus, Path],
+) -> None:
+    store = parts[0]
+    router = _flaky(parts, failures=10)
+    result = await _master(parts, router, Person("abort")).run(
+        REQUEST, persona="patent_research", budget_usd="5"
+    )
+
+    assert result.status == "aborted"  # exit 4, as an abort at the budget question
+    assert result.error is not None
+    assert FAILING in result.error
+    last = (await store.list_transitions(result.task_id))[-1]
+    assert (last.from_status, last.to_status) == (TaskStatus.EXECUTING, TaskStatus.ABORTED)
+    assert last.actor == "cli:ann"
+    assert f"module {FAILING} failed" in last.reason
+    assert "503" in last.reason
+    assert (await _statuses(store, result.task_id))[FAILING] is ModuleStatus.FAILED
+    assert not DOWNSTREAM & set(router.calls)
+    (recorded,) = [a for a in await store.list_approvals(result.task_id) if a.kind == "failure"]
+    assert (recorded.decision, recorded.actor) == ("aborted", "cli:ann")
+
+
+@pytest.mark.parametrize(
+    ("actor", "status", "final"),
+    [
+        ("slack:U1", "aborted", TaskStatus.ABORTED),  # a person, through any front end
+        (AUTO_ACTOR, "failed", TaskStatus.FAILED),  # `run --yes` following the daemon's task
+    ],
+)
+async def test_an_abort_decided_through_the_daemons_questions_names_who_chose(
+    parts: tuple[SQLiteStore, SQLiteLogBus, Path], actor: str, status: str, final: TaskStatus
+) -> None:
+    store, bus, _root = parts
+    decider = StoreDecider(store, bus, poll_interval=0.05, details_grace=0.5)
+    answering = asyncio.create_task(_answering(decider, "aborted", actor))
+    try:
+        result = await _master(parts, _flaky(parts, failures=10), decider).run(
+            REQUEST, persona="patent_research", budget_usd="5"
+        )
+    finally:
+        answering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await answering
+
+    assert result.status == status
+    last = (await store.list_transitions(result.task_id))[-1]
+    assert last.to_status is final
+    assert last.actor == (actor if final is TaskStatus.ABORTED else "daemon")
+    assert FAILING in last.reason
 
 
 async def test_retry_runs_the_failed_module_again_and_the_task_completes(
@@ -155,6 +231,12 @@ async def test_retry_runs_the_failed_module_again_and_the_task_completes(
         assert router.calls[module_id] == 1, module_id  # nothing ran twice
     (recorded,) = [a for a in await store.list_approvals(result.task_id) if a.kind == "failure"]
     assert recorded.decision == "retry"
+    started = [
+        e.payload["attempt"]
+        for e in await parts[1].replay(result.task_id)
+        if e.type == "module.started" and e.module_id == FAILING
+    ]
+    assert started == [1, 2, 3]  # the retry's attempt counts on, as its row does
 
 
 async def test_skip_goes_on_without_the_module_and_the_deliverable_marks_it(
