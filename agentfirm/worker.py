@@ -11,6 +11,17 @@ while the build runs: a holder presumed dead may only be slow, and its calls in 
 holds until they settle. The budget
 lives in the shared Postgres store, so however many workers run a task, spend cannot pass its
 ceiling. A worker that finds its claim taken over (it was presumed dead) stops that build.
+
+The queue hands a task out at least once, and a Redis that restarted empty gets the waiting side
+to queue a run again while a worker may still be running it; so before running anything a worker
+takes the task's run lease in the store (``Store.acquire_lease``: the system of record, which a
+Redis losing its data cannot forget), renews it while it runs, and releases it at the end. A
+worker handed a task whose lease another holder keeps alive waits, its claim touched, until the
+lease is released or expires: then it runs what is left, or finds the run finished and reports it
+as it ended. Waiting, not acking, because the holder may still die: its claim may be gone with
+Redis, and the waiting claim is what gets the run finished then. A holder that cannot renew its
+lease in time stops its build before the lease can expire, so two workers never run one task's
+build at once.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from typing import Literal, TypeVar
 import structlog
 
 from agentfirm.app import App
-from agentfirm.build.remote import run_for_worker
+from agentfirm.build.remote import RemoteResult, run_for_worker
 from agentfirm.build.scheduler import leaf_errors
 from agentfirm.bus.redis_conn import Backoff, BusUnavailable
 from agentfirm.bus.redis_work import RedisWorkQueue, WorkClaim
@@ -41,12 +52,21 @@ T = TypeVar("T")
 
 # How long a clean stop may spend handing its claims back before it gives up on Redis.
 _RELEASE_TIMEOUT_S = 2.0
+# How long a finished run waits for its events still in the bus's outbox before releasing its
+# lease: the next holder looks for the run's finish on the bus.
+_DRAIN_TIMEOUT_S = 5.0
+LEASE_FENCE = 5 / 6
+"""A lease not renewed for this share of its ttl stops the build: counted from when the last
+renewal that succeeded was sent (no later than the store stamped it), so the build stops before
+the store lets another worker take the lease over."""
 RESERVATION_GRACE_S = 60.0
 """Added to the provider timeout before a reservation counts as abandoned: covers the router's
 deadline grace, the settle's own round trip, a paused process and clock skew between machines
 (a reservation is stamped by the clock of the process that made it)."""
 
-ReportKind = Literal["claimed", "finished", "skipped", "taken_over", "released", "crashed"]
+ReportKind = Literal[
+    "claimed", "waiting", "finished", "skipped", "taken_over", "released", "crashed"
+]
 
 
 @dataclass(frozen=True)
@@ -79,7 +99,8 @@ class WorkerOptions:
     concurrency: int = 1
     """Tasks run at once (each runs ``max_concurrency`` sub-agents at once)."""
     reclaim_after_s: float = 60.0
-    """A claim idle this long belongs to a dead worker; claims are touched three times as often."""
+    """A claim idle this long belongs to a dead worker; claims are touched three times as often.
+    Also the ttl of the run lease, renewed as often."""
     max_tasks: int | None = None
     """Stop after claiming this many tasks (and finishing them); None: run until cancelled."""
     block_ms: int = 1000
@@ -92,6 +113,24 @@ class WorkerOptions:
 
 class _ClaimTaken(Exception):
     """Another worker reclaimed this worker's claim: it finishes the task, this one stops."""
+
+
+class _LeaseLost(Exception):
+    """This worker's run lease is not sure any more: another worker may run the task now."""
+
+
+@dataclass
+class _Lease:
+    """A task's run lease as one ``process`` holds it. ``fence_at``: the loop time by which it
+    must have been renewed, or the build stops (see ``LEASE_FENCE``)."""
+
+    task_id: str
+    holder: str
+    ttl: timedelta
+    fence_at: float = 0.0
+
+    def confirmed(self, sent_at: float) -> None:
+        self.fence_at = sent_at + self.ttl.total_seconds() * LEASE_FENCE
 
 
 class Worker:
@@ -183,11 +222,30 @@ class Worker:
             # or is only slow, and its calls in flight still hold what they will settle.
             released = await self._release_stale(claim)
             log.warning("worker.reclaimed", task_id=claim.task_id, reservations=released)
+        spec = task.spec
+        lease = _Lease(
+            task_id=claim.task_id,
+            holder=f"{self.name}/{new_id('hold')}",  # one per claim: a worker may hold two
+            ttl=timedelta(seconds=self.options.reclaim_after_s),
+        )
         try:
-            result = await self._holding(claim, run_for_worker(self.app, task.spec, run))
+            result = await self._holding(
+                claim,
+                self._leased(lease, claim, run, lambda: run_for_worker(self.app, spec, run)),
+            )
         except _ClaimTaken:
             log.warning("worker.claim_taken_over", task_id=claim.task_id, run_id=run.run_id)
             self._tell("taken_over", claim, run_id=run.run_id)
+            return
+        except _LeaseLost as lost:
+            log.warning(
+                "worker.lease_lost", task_id=claim.task_id, run_id=run.run_id, reason=str(lost)
+            )
+            self._tell("taken_over", claim, run_id=run.run_id, detail=f"lease lost: {lost}")
+            # Handed back, not acked: the run is not over, and its other holder may yet die.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_RELEASE_TIMEOUT_S):
+                    await self.queue.release(self.name, claim.entry_id)
             return
         await self.queue.ack(claim.entry_id)
         self._tell("finished", claim, run_id=run.run_id, detail=result.outcome)
@@ -211,6 +269,87 @@ class Worker:
                     await self.queue.release(self.name, claim.entry_id)
                 self._tell("released", claim)
             raise
+
+    async def _leased(
+        self,
+        lease: _Lease,
+        claim: WorkClaim,
+        run: RunRequest,
+        work: Callable[[], Awaitable[RemoteResult]],
+    ) -> RemoteResult:
+        """``work`` under the task's run lease: taken first (waiting while another holder keeps
+        it), renewed meanwhile, released at the end however it ends. Raises ``_LeaseLost`` when
+        the lease is not sure any more (``work`` is cancelled)."""
+        await self._take(lease, claim, run)
+        try:
+            async with asyncio.TaskGroup() as group:
+                keeper = group.create_task(self._keep_lease(lease), name=f"lease:{lease.task_id}")
+                try:
+                    result = await work()
+                    await self._bus_drained()
+                    return result
+                finally:
+                    keeper.cancel()
+        except BaseExceptionGroup as errors:
+            raise leaf_errors(errors)[0] from None
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_RELEASE_TIMEOUT_S):
+                    await self.app.store.release_lease(lease.task_id, lease.holder)
+
+    async def _take(self, lease: _Lease, claim: WorkClaim, run: RunRequest) -> None:
+        """Take the run lease, waiting while another holder keeps it alive (checked every third
+        of the ttl; its holder may finish, release it, or die and let it expire)."""
+        loop = asyncio.get_running_loop()
+        waiting = False
+        while True:
+            sent = loop.time()
+            if await self.app.store.acquire_lease(lease.task_id, lease.holder, ttl=lease.ttl):
+                lease.confirmed(sent)
+                if waiting:
+                    log.info("worker.lease_taken", task_id=lease.task_id, run_id=run.run_id)
+                return
+            if not waiting:
+                waiting = True
+                held = await self.app.store.get_lease(lease.task_id)
+                holder = held.holder if held is not None else "another worker"
+                log.info(
+                    "worker.lease_busy", task_id=lease.task_id, run_id=run.run_id, holder=holder
+                )
+                self._tell("waiting", claim, run_id=run.run_id, detail=f"run held by {holder}")
+            await asyncio.sleep(lease.ttl.total_seconds() / 3)
+
+    async def _keep_lease(self, lease: _Lease) -> None:
+        """Renew the lease every third of its ttl, until cancelled. Raises ``_LeaseLost`` when
+        another holder took it over, or when no renewal succeeded in time (the store
+        unreachable, or this process paused): past ``fence_at`` it may expire any moment."""
+        loop = asyncio.get_running_loop()
+        every = lease.ttl.total_seconds() / 3
+        while True:
+            await asyncio.sleep(max(0.0, min(every, lease.fence_at - loop.time())))
+            sent = loop.time()
+            try:
+                async with asyncio.timeout_at(lease.fence_at):
+                    held = await self.app.store.renew_lease(
+                        lease.task_id, lease.holder, ttl=lease.ttl
+                    )
+            except Exception as err:  # the store's trouble, or the fence reached
+                if loop.time() >= lease.fence_at:
+                    raise _LeaseLost("it could not be renewed in time") from err
+                log.warning("worker.lease_renew_failed", task_id=lease.task_id, error=str(err))
+                continue
+            if not held:
+                raise _LeaseLost("another worker took it over")
+            lease.confirmed(sent)
+
+    async def _bus_drained(self) -> None:
+        """Wait (a while) for events the bus still buffers, the run's finish among them."""
+        drained = getattr(self.app.bus, "wait_drained", None)
+        if drained is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                await drained()
 
     async def _release_stale(self, claim: WorkClaim) -> int:
         """Release the task's reservations no live call can still settle; how many."""

@@ -86,6 +86,17 @@ def event(task_id: str, seq: int, stream: str = "events", type: str = "progress"
     )
 
 
+LEASE_TTL = timedelta(minutes=5)
+
+
+async def lease_expired(store: Store, task_id: str) -> None:
+    """Wait for the task's lease to expire by the store's clock."""
+    lease = await store.get_lease(task_id)
+    while lease is not None and lease.live:
+        await asyncio.sleep(0.001)
+        lease = await store.get_lease(task_id)
+
+
 class StoreConformance:
     """Every behaviour the ``Store`` protocol promises; subclasses provide the ``store`` fixture."""
 
@@ -555,3 +566,122 @@ class StoreConformance:
         events = await store.list_events(task.id, after_seq=1)
 
         assert [e.seq for e in events] == [2, 3, 4]
+
+    # --- run leases ------------------------------------------------------------------------------
+
+    async def test_a_free_lease_is_taken_and_reads_back_live(self, store: Store) -> None:
+        task = await created(store)
+        other = await created(store)
+
+        taken = await store.acquire_lease(task.id, "w1", ttl=LEASE_TTL)
+        lease = await store.get_lease(task.id)
+
+        assert taken
+        assert lease is not None
+        assert (lease.task_id, lease.holder, lease.live) == (task.id, "w1", True)
+        assert lease.acquired_at < lease.expires_at
+        assert lease.expires_at.utcoffset() == timedelta(0)
+        assert await store.get_lease(other.id) is None  # one lease per task
+
+    async def test_a_live_lease_is_refused_to_another_holder(self, store: Store) -> None:
+        task = await created(store)
+        await store.acquire_lease(task.id, "w1", ttl=LEASE_TTL)
+        before = await store.get_lease(task.id)
+
+        taken = await store.acquire_lease(task.id, "w2", ttl=LEASE_TTL)
+
+        assert not taken
+        assert await store.get_lease(task.id) == before
+
+    async def test_taking_ones_own_lease_again_renews_it(self, store: Store) -> None:
+        task = await created(store)
+        await store.acquire_lease(task.id, "w1", ttl=timedelta(seconds=10))
+        first = await store.get_lease(task.id)
+
+        again = await store.acquire_lease(task.id, "w1", ttl=LEASE_TTL)
+        renewed = await store.get_lease(task.id)
+
+        assert again
+        assert first is not None
+        assert renewed is not None
+        assert renewed.acquired_at == first.acquired_at
+        assert renewed.expires_at > first.expires_at
+
+    async def test_an_expired_lease_is_taken_over_and_lost_to_its_old_holder(
+        self, store: Store
+    ) -> None:
+        task = await created(store)
+        await store.acquire_lease(task.id, "dead", ttl=timedelta(microseconds=1))
+        await lease_expired(store, task.id)
+
+        taken = await store.acquire_lease(task.id, "w2", ttl=LEASE_TTL)
+
+        assert taken
+        assert not await store.renew_lease(task.id, "dead", ttl=LEASE_TTL)
+        assert not await store.release_lease(task.id, "dead")
+        lease = await store.get_lease(task.id)
+        assert lease is not None
+        assert (lease.holder, lease.live) == ("w2", True)
+
+    async def test_renewing_extends_only_the_holders_own_lease(self, store: Store) -> None:
+        task = await created(store)
+        await store.acquire_lease(task.id, "w1", ttl=timedelta(microseconds=1))
+        await lease_expired(store, task.id)
+
+        by_another = await store.renew_lease(task.id, "w2", ttl=LEASE_TTL)
+        # expired, but nobody took it over: its holder may carry on
+        by_holder = await store.renew_lease(task.id, "w1", ttl=LEASE_TTL)
+
+        assert (by_another, by_holder) == (False, True)
+        lease = await store.get_lease(task.id)
+        assert lease is not None
+        assert (lease.holder, lease.live) == ("w1", True)
+
+    async def test_renewing_a_lease_nobody_holds_takes_nothing(self, store: Store) -> None:
+        task = await created(store)
+
+        assert not await store.renew_lease(task.id, "w1", ttl=LEASE_TTL)
+        assert await store.get_lease(task.id) is None
+
+    async def test_a_released_lease_is_free_for_another_holder_at_once(self, store: Store) -> None:
+        task = await created(store)
+        await store.acquire_lease(task.id, "w1", ttl=LEASE_TTL)
+
+        by_another = await store.release_lease(task.id, "w2")
+        by_holder = await store.release_lease(task.id, "w1")
+        gone = await store.get_lease(task.id)
+        again = await store.release_lease(task.id, "w1")
+        taken = await store.acquire_lease(task.id, "w2", ttl=LEASE_TTL)
+
+        assert (by_another, by_holder, gone, again, taken) == (False, True, None, False, True)
+
+    async def test_of_many_takers_at_once_exactly_one_gets_the_lease(self, store: Store) -> None:
+        task = await created(store)
+        holders = [f"w{i}" for i in range(8)]
+
+        taken = await asyncio.gather(
+            *(store.acquire_lease(task.id, h, ttl=LEASE_TTL) for h in holders)
+        )
+
+        assert sum(taken) == 1
+        lease = await store.get_lease(task.id)
+        assert lease is not None
+        assert lease.holder == holders[taken.index(True)]
+
+    async def test_a_lease_on_a_missing_task_raises_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.acquire_lease("t_missing", "w1", ttl=LEASE_TTL)
+
+    @pytest.mark.parametrize(
+        ("holder", "ttl"), [("", LEASE_TTL), ("w1", timedelta(0)), ("w1", -LEASE_TTL)]
+    )
+    async def test_a_lease_needs_a_holder_and_a_positive_ttl(
+        self, store: Store, holder: str, ttl: timedelta
+    ) -> None:
+        task = await created(store)
+
+        with pytest.raises(BadInput):
+            await store.acquire_lease(task.id, holder, ttl=ttl)
+        with pytest.raises(BadInput):
+            await store.renew_lease(task.id, holder, ttl=ttl)
+        assert await store.get_lease(task.id) is None

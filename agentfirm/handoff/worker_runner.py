@@ -32,7 +32,9 @@ class WorkerRunner(_RemoteRunner):
     build (done modules are kept); the wait goes on meanwhile. A task has one run at a time: a
     Master Agent resumed while its earlier run is still queued or held waits for that run. Every
     ``check_every_s`` the wait looks for its entry; one that Redis lost (restarted empty) is
-    queued again under the same run id, unless the run already finished."""
+    queued again under the same run id, unless the run already finished. A worker may still be
+    running it: the worker handed the new entry waits for the run's lease in the store (see
+    ``agentfirm.worker``), so the run's modules never run twice at once."""
 
     name = "worker"
 

@@ -3,8 +3,10 @@ conformance suite tests both. Every method is atomic on its own."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from agentfirm.domain import (
     Approval,
@@ -18,6 +20,29 @@ from agentfirm.domain import (
     TaskStatus,
     Transition,
 )
+from agentfirm.errors import BadInput
+
+
+class Lease(BaseModel):
+    """Who runs a task's build now (``Store.acquire_lease``). ``live``: not expired, by the
+    database's clock when it was read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+    live: bool
+
+
+def check_lease_terms(task_id: str, holder: str, ttl: timedelta | None = None) -> None:
+    """``BadInput`` for a lease request no store can grant: an empty holder, a ttl that is not
+    positive."""
+    if not holder:
+        raise BadInput(f"a lease on task {task_id} needs a holder")
+    if ttl is not None and ttl <= timedelta(0):
+        raise BadInput(f"a lease on task {task_id} needs a positive ttl, not {ttl}")
 
 
 class Store(Protocol):
@@ -109,3 +134,25 @@ class Store(Protocol):
 
     async def list_events(self, task_id: str, *, after_seq: int = 0) -> list[Event]:
         """Events of the ``events`` stream with ``seq > after_seq``, in seq order."""
+
+    # run leases: at most one live holder runs a task's build (agentfirm/worker.py)
+    async def acquire_lease(self, task_id: str, holder: str, *, ttl: timedelta) -> bool:
+        """Take the task's lease for ``holder`` until ``ttl`` from now, in one atomic statement:
+        when nobody holds it, when its holder let it expire, or when ``holder`` holds it already
+        (renewed). False while another holder's lease is live. Expiry is judged by the
+        database's clock, so holders on machines whose clocks disagree still agree on it. Raises
+        ``NotFound`` for a missing task, ``BadInput`` for an empty holder or a ttl that is not
+        positive."""
+
+    async def renew_lease(self, task_id: str, holder: str, *, ttl: timedelta) -> bool:
+        """Extend ``holder``'s lease to ``ttl`` from now, even if it expired meanwhile, as long as
+        nobody took it over. False when the lease is not ``holder``'s any more (taken over after
+        it expired, or released): the work it covered must stop."""
+
+    async def release_lease(self, task_id: str, holder: str) -> bool:
+        """Give up ``holder``'s lease so another holder may take it at once; False when it was
+        not ``holder``'s (already released, or taken over)."""
+
+    async def get_lease(self, task_id: str) -> Lease | None:
+        """The task's lease, live or expired; None when nobody holds it."""
+

@@ -38,6 +38,7 @@ from agentfirm.domain import (
 from agentfirm.errors import BadInput, NotFound
 from agentfirm.master.lifecycle import check_transition
 from agentfirm.settings import mask_url
+from agentfirm.store.base import Lease, check_lease_terms
 from agentfirm.store.postgres_conn import (
     PgConnection,
     apply_migrations,
@@ -534,6 +535,43 @@ class PostgresStore:
         )
         return [Event.model_validate(row) for row in rows]
 
+    # run leases: one statement each, times by the database's clock (workers' clocks may differ)
+
+    async def acquire_lease(self, task_id: str, holder: str, *, ttl: timedelta) -> bool:
+        check_lease_terms(task_id, holder, ttl)
+        async with self._write() as conn:
+            try:
+                cur = await conn.execute(
+                    _ACQUIRE_LEASE_SQL, {"task_id": task_id, "holder": holder, "ttl": ttl}
+                )
+            except pg_errors.ForeignKeyViolation as err:
+                raise _no_task(task_id) from err
+            return await cur.fetchone() is not None
+
+    async def renew_lease(self, task_id: str, holder: str, *, ttl: timedelta) -> bool:
+        check_lease_terms(task_id, holder, ttl)
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE run_leases SET expires_at = now() + %s WHERE task_id = %s AND holder = %s",
+                (ttl, task_id, holder),
+            )
+        return cur.rowcount == 1
+
+    async def release_lease(self, task_id: str, holder: str) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "DELETE FROM run_leases WHERE task_id = %s AND holder = %s", (task_id, holder)
+            )
+        return cur.rowcount == 1
+
+    async def get_lease(self, task_id: str) -> Lease | None:
+        rows = await self._fetch(
+            "SELECT task_id, holder, acquired_at, expires_at, expires_at > now() AS live"
+            " FROM run_leases WHERE task_id = %s",
+            (task_id,),
+        )
+        return Lease.model_validate(rows[0]) if rows else None
+
 
 def _task_fields(task: Task) -> tuple[Any, ...]:
     spec = None if task.spec is None else Jsonb(task.spec.model_dump(mode="json"))
@@ -666,4 +704,17 @@ _UPSERT_MODULE_RUN_SQL = (
 )
 _BUDGET_SQL = (
     "SELECT task_id, ceiling_nano, spent_nano, reserved_nano FROM budgets WHERE task_id = %s"
+)
+# Taken when free, when expired, or renewed by its own holder (who keeps its acquired_at). The
+# conflicting row is locked and its WHERE judged on its latest version, so of several takers at
+# once one gets it; a WHERE that fails changes nothing and returns no row.
+_ACQUIRE_LEASE_SQL = (
+    "INSERT INTO run_leases AS l (task_id, holder, acquired_at, expires_at)"
+    " VALUES (%(task_id)s, %(holder)s, now(), now() + %(ttl)s)"
+    " ON CONFLICT (task_id) DO UPDATE SET holder = excluded.holder,"
+    " acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at"
+    " ELSE excluded.acquired_at END,"
+    " expires_at = excluded.expires_at"
+    " WHERE l.holder = excluded.holder OR l.expires_at <= now()"
+    " RETURNING holder"
 )

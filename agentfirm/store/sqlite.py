@@ -44,6 +44,7 @@ from agentfirm.store.sqlite_conn import (
     open_sqlite,
     to_db_time,
 )
+from agentfirm.store.sqlite_leases import SQLiteLeases
 from agentfirm.store.sqlite_rows import (
     approval_from_row,
     artifact_from_row,
@@ -69,7 +70,7 @@ def _no_task(task_id: str) -> NotFound:
     return NotFound(f"task {task_id} not found", hint=_TASKS_HINT)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteLeases):
     """``Store`` on one SQLite file (see ``agentfirm.store.base.Store`` for each method's contract).
 
     Beyond the protocol: ``set_budget`` also sets the task's ``budget_nano``; ``reserve`` and
