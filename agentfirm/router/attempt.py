@@ -113,17 +113,19 @@ class Attempts:
                 web_searches=getattr(provider, "max_web_searches", 0) if request.web_search else 0,
             )
             try:
-                await finish(self._budget.reserve(task_id, call_id, worst))
+                if not self._budget.reserve_now(task_id, call_id, worst):
+                    await finish(self._budget.reserve(task_id, call_id, worst))
             except BudgetExceeded:
                 self._health.release(entry.provider)
-                await finish(self._budget.release(LedgerEntry(**row, outcome="budget_refused")))
+                await self._release(LedgerEntry(**row, outcome="budget_refused"))
                 log.warning("router.budget_refused", provider=entry.provider, worst_nano=worst)
                 raise
             except asyncio.CancelledError:
                 # The reservation may have been made: the release below drops it if so.
                 self._health.release(entry.provider)
-                cancelled = LedgerEntry(**row, outcome="error", error="CancelledError: cancelled")
-                await finish(self._budget.release(cancelled))
+                await self._release(
+                    LedgerEntry(**row, outcome="error", error="CancelledError: cancelled")
+                )
                 raise
             started = time.monotonic()
             deadline = request.timeout_s + min(request.timeout_s, _DEADLINE_GRACE_MAX_S)
@@ -142,10 +144,8 @@ class Attempts:
                 else:
                     self._health.release(entry.provider)
                 message = self._redact(f"{type(err).__name__}: {err}")
-                await finish(
-                    self._budget.release(
-                        LedgerEntry(**row, latency_ms=latency_ms, outcome="error", error=message)
-                    )
+                await self._release(
+                    LedgerEntry(**row, latency_ms=latency_ms, outcome="error", error=message)
                 )
                 log.warning(
                     "router.call_failed", provider=entry.provider, model=entry.model, error=message
@@ -157,33 +157,21 @@ class Attempts:
             self._health.record_success(entry.provider, latency_ms)
             usage = response.usage
             cost = self._pricer.price_nano(entry, usage)
-            await finish(
-                self._budget.settle(
-                    call_id,
-                    LedgerEntry(
-                        **row,
-                        input_tokens=usage.input_tokens,
-                        cached_input_tokens=usage.cached_input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cost_nano=cost,
-                        latency_ms=latency_ms,
-                    ),
-                )
-            )
-            # Debug, not info: the ledger row just written is the record of every call, and
-            # rendering this line to the log file took about 0.2 ms a call, a large share of what
-            # the router adds to one. Failures, refusals and clamps still log at warning.
-            log.debug(
-                "router.call",
-                provider=entry.provider,
-                model=entry.model,
-                tier=request.tier,
+            settled = LedgerEntry(
+                **row,
                 input_tokens=usage.input_tokens,
                 cached_input_tokens=usage.cached_input_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
                 output_tokens=usage.output_tokens,
                 cost_nano=cost,
                 latency_ms=latency_ms,
-                simulated=provider.simulated,
             )
+            if not self._budget.settle_now(call_id, settled):
+                await finish(self._budget.settle(call_id, settled))
+            # No log line for a success: its ledger row is the record (rendering one took about
+            # 0.2 ms a call, even a filtered debug line some 30 us, a large share of what the
+            # router adds). Failures, refusals and clamps log at warning.
             return Served(call_id, entry, response, cost, latency_ms, provider.simulated)
+
+    async def _release(self, entry: LedgerEntry) -> None:
+        if not self._budget.release_now(entry):
+            await finish(self._budget.release(entry))

@@ -7,12 +7,24 @@ from __future__ import annotations
 from agentfirm.domain import LedgerEntry
 from agentfirm.errors import BudgetExceeded
 from agentfirm.money import nano_to_usd
-from agentfirm.store.base import Store
+from agentfirm.store.base import BooksInline, Store
 
 
 class BudgetGuard:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._inline = store if isinstance(store, BooksInline) else None
+
+    # The *_now methods book at once when the store can (``BooksInline``); False: nothing was
+    # booked, await the async namesake.
+    def reserve_now(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+        return self._inline is not None and self._inline.reserve_now(task_id, call_id, amount_nano)
+
+    def settle_now(self, call_id: str, entry: LedgerEntry) -> bool:
+        return self._inline is not None and self._inline.settle_now(call_id, entry)
+
+    def release_now(self, entry: LedgerEntry) -> bool:
+        return self._inline is not None and self._inline.record_call_now(entry)
 
     async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> None:
         """Hold ``amount_nano`` for ``call_id``. Raises ``BudgetExceeded`` when it does not fit;

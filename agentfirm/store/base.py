@@ -4,7 +4,7 @@ conformance suite tests both. Every method is atomic on its own."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -156,3 +156,18 @@ class Store(Protocol):
     async def get_lease(self, task_id: str) -> Lease | None:
         """The task's lease, live or expired; None when nobody holds it."""
 
+
+@runtime_checkable
+class BooksInline(Protocol):
+    """A store that can often make a budget booking this very instant, without suspending (the
+    SQLite store, when its write lock is free). Each method books exactly as its async namesake
+    would and returns True, or writes nothing and returns False — then the caller awaits the
+    async method, which waits its turn. The router tries these first: a booking that never
+    suspends needs no protection from a cancellation arriving half-way (``router.attempt``)."""
+
+    def reserve_now(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+        """False also when it does not fit or there is no budget: ``reserve`` says which."""
+
+    def settle_now(self, call_id: str, entry: LedgerEntry) -> bool: ...
+
+    def record_call_now(self, entry: LedgerEntry) -> bool: ...

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -381,6 +381,22 @@ class SQLiteStore(SQLiteLeases):
                 return None
             raise
 
+    def reserve_now(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+        """Hold ``amount_nano`` for ``call_id`` this instant, inline, if the write lock is free and
+        it fits; False when nothing was held (busy, over the ceiling or no budget): ``reserve``
+        then waits its turn and says which. See ``BooksInline``."""
+        if amount_nano < 0:
+            raise BadInput(f"reservation for call {call_id} is negative: {amount_nano}")
+        if self._lock.locked():
+            return False
+        try:
+            held = self._book_inline(
+                _RESERVE_SQL, (call_id, amount_nano, to_db_time(utcnow()), task_id, amount_nano)
+            )
+        except sqlite3.IntegrityError as err:
+            raise BadInput(f"call {call_id} already holds a reservation") from err
+        return bool(held)
+
     async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> bool:
         if amount_nano < 0:
             raise BadInput(f"reservation for call {call_id} is negative: {amount_nano}")
@@ -414,46 +430,42 @@ class SQLiteStore(SQLiteLeases):
         log.info("budget.refused", task_id=task_id, call_id=call_id, nano=amount_nano)
         return False
 
+    def settle_now(self, call_id: str, entry: LedgerEntry) -> bool:
+        """``settle``, inline, if the write lock is free this instant; False when nothing was
+        written (``settle`` then waits its turn). See ``BooksInline``."""
+        return self._book_now(call_id, entry, settling=True)
+
+    def record_call_now(self, entry: LedgerEntry) -> bool:
+        """``record_call``, inline, if the write lock is free this instant; False when nothing
+        was written. See ``BooksInline``."""
+        return self._book_now(entry.call_id, entry, settling=False)
+
     async def settle(self, call_id: str, entry: LedgerEntry) -> None:
         await self._book(call_id, entry, settling=True)
 
     async def record_call(self, entry: LedgerEntry) -> None:
         await self._book(entry.call_id, entry, settling=False)
 
+    def _book_now(self, call_id: str, entry: LedgerEntry, *, settling: bool) -> bool:
+        _check_booking(call_id, entry)
+        if self._lock.locked():
+            return False
+        with _foreign_reservation_is_bad_input(call_id, entry):
+            rows = self._book_inline(_BOOK_SQL, _ledger_params(entry))
+        if rows is None:
+            return False
+        _log_booking(rows, call_id, entry, settling=settling)
+        return True
+
     async def _book(self, call_id: str, entry: LedgerEntry, *, settling: bool) -> None:
         """Insert the ledger row with its cost clamped to what ``call_id`` reserved, so spend
         cannot pass the ceiling (nothing reserved any more: the actual cost, see
         ``Store.settle``); by trigger (migration 0003), in the same statement, the reservation
         is dropped and the booked cost spent, so the ledger always sums to spent."""
-        if entry.cost_nano < 0:
-            raise BadInput(f"call {entry.call_id} has a negative cost: {entry.cost_nano}")
-        if call_id != entry.call_id:
-            raise BadInput(f"call {call_id} cannot be settled with the row of {entry.call_id}")
-        try:
+        _check_booking(call_id, entry)
+        with _foreign_reservation_is_bad_input(call_id, entry):
             rows = await self._book_one(_BOOK_SQL, _ledger_params(entry))
-        except sqlite3.IntegrityError as err:
-            if _FOREIGN_RESERVATION not in str(err):
-                raise
-            raise BadInput(
-                f"call {call_id} reserved budget of another task, not of task {entry.task_id}"
-            ) from err
-        booked, held = int(rows[0]["cost_nano"]), bool(rows[0]["held"])
-        if booked < entry.cost_nano:
-            # Booked less than it cost: its reservation was smaller.
-            log.warning(
-                "ledger.cost_clamped",
-                task_id=entry.task_id,
-                call_id=call_id,
-                cost_nano=entry.cost_nano,
-                booked_nano=booked,
-            )
-        if settling and not held:
-            log.warning(
-                "ledger.settle_without_reservation",
-                task_id=entry.task_id,
-                call_id=call_id,
-                cost_nano=booked,
-            )
+        _log_booking(rows, call_id, entry, settling=settling)
 
     async def release_reservations(
         self, task_id: str, *, older_than: timedelta | None = None
@@ -660,6 +672,48 @@ def _ledger_params(entry: LedgerEntry) -> dict[str, Any]:
         "error": entry.error,
         "at": to_db_time(entry.at),
     }
+
+
+def _check_booking(call_id: str, entry: LedgerEntry) -> None:
+    if entry.cost_nano < 0:
+        raise BadInput(f"call {entry.call_id} has a negative cost: {entry.cost_nano}")
+    if call_id != entry.call_id:
+        raise BadInput(f"call {call_id} cannot be settled with the row of {entry.call_id}")
+
+
+@contextmanager
+def _foreign_reservation_is_bad_input(call_id: str, entry: LedgerEntry) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as err:
+        if _FOREIGN_RESERVATION not in str(err):
+            raise
+        raise BadInput(
+            f"call {call_id} reserved budget of another task, not of task {entry.task_id}"
+        ) from err
+
+
+def _log_booking(
+    rows: list[sqlite3.Row], call_id: str, entry: LedgerEntry, *, settling: bool
+) -> None:
+    """Warn when the booked row differs from what was asked: cost clamped to a smaller
+    reservation, or a settle that found its reservation gone."""
+    booked, held = int(rows[0]["cost_nano"]), bool(rows[0]["held"])
+    if booked < entry.cost_nano:
+        log.warning(
+            "ledger.cost_clamped",
+            task_id=entry.task_id,
+            call_id=call_id,
+            cost_nano=entry.cost_nano,
+            booked_nano=booked,
+        )
+    if settling and not held:
+        log.warning(
+            "ledger.settle_without_reservation",
+            task_id=entry.task_id,
+            call_id=call_id,
+            cost_nano=booked,
+        )
 
 
 def _no_budget(task_id: str) -> NotFound:

@@ -134,3 +134,68 @@ async def test_the_wal_stays_bounded_when_bookings_are_all_that_is_written(
     assert wal.stat().st_size < 200 * page
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
+
+
+# The *_now bookings (``BooksInline``): book at once, or write nothing and say so.
+
+
+async def test_bookings_now_book_exactly_as_their_async_namesakes(store: SQLiteStore) -> None:
+    task_id = await task_with_budget(store, 100)
+
+    assert store.reserve_now(task_id, "c1", 60)
+    assert store.reserve_now(task_id, "c2", 30)
+    assert not store.reserve_now(task_id, "c3", 20)  # 60 + 30 + 20 > 100: nothing held
+    assert store.settle_now("c1", row(task_id, "c1", 45))
+    assert store.record_call_now(row(task_id, "c2", 0, outcome="error"))
+
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (45, 0)
+    assert [(e.call_id, e.cost_nano) for e in await store.list_ledger(task_id)] == [
+        ("c1", 45),
+        ("c2", 0),
+    ]
+
+
+async def test_bookings_now_write_nothing_while_another_writer_holds_the_lock(
+    store: SQLiteStore,
+) -> None:
+    task_id = await task_with_budget(store, 100)
+    assert store.reserve_now(task_id, "c1", 60)
+    with write_locked(store.path):
+        assert not store.reserve_now(task_id, "c2", 10)
+        assert not store.settle_now("c1", row(task_id, "c1", 50))
+        assert not store.record_call_now(row(task_id, "c2", 0, outcome="budget_refused"))
+
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (0, 60)
+    assert await store.list_ledger(task_id) == []
+
+
+async def test_bookings_now_defer_to_our_own_connection_while_it_writes(
+    store: SQLiteStore,
+) -> None:
+    task_id = await task_with_budget(store, 100)
+    async with store._lock:  # the shared connection is mid-transaction
+        assert not store.reserve_now(task_id, "c1", 10)
+        assert not store.settle_now("c1", row(task_id, "c1", 5))
+    assert (await store.get_budget(task_id)).reserved_nano == 0
+
+
+async def test_bookings_now_refuse_bad_input_like_their_async_namesakes(
+    store: SQLiteStore,
+) -> None:
+    mine = await task_with_budget(store, 100)
+    other = await task_with_budget(store, 100)
+    assert store.reserve_now(other, "c1", 40)
+
+    with pytest.raises(BadInput, match="negative"):
+        store.reserve_now(mine, "c2", -1)
+    with pytest.raises(BadInput, match="already holds"):
+        store.reserve_now(other, "c1", 1)
+    with pytest.raises(BadInput, match="another task"):
+        store.settle_now("c1", row(mine, "c1", 10))
+    with pytest.raises(BadInput, match="negative cost"):
+        store.settle_now("c1", row(other, "c1", -5))
+
+    assert (await store.get_budget(other)).reserved_nano == 40
+    assert await store.list_ledger(mine) == []

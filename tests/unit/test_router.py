@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -163,6 +164,44 @@ async def test_reservation_is_settled_so_nothing_stays_reserved(store: SQLiteSto
     await call(make_router(store, ScriptedProvider("alpha")), task_id)
 
     assert (await store.get_budget(task_id)).reserved_nano == 0
+
+
+async def test_bookings_wait_for_another_writer_when_they_cannot_be_made_at_once(
+    store: SQLiteStore,
+) -> None:
+    """Another process holds the write lock while the call starts and while it ends: the
+    reservation and the settlement each wait their turn (nothing is booked inline) and land."""
+    task_id = await funded_task(store)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    committed: list[str] = []
+
+    def unlock_soon(label: str) -> None:
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            other.execute("COMMIT")
+            committed.append(label)
+
+        asyncio.get_running_loop().create_task(later())
+
+    class LockingProvider(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            assert committed == ["before the call"]  # the reserve waited for the lock
+            other.execute("BEGIN IMMEDIATE")
+            unlock_soon("after the call")
+            return await super().complete(request)
+
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        unlock_soon("before the call")
+        result = await call(make_router(store, LockingProvider("alpha")), task_id)
+    finally:
+        other.close()
+
+    assert committed == ["before the call", "after the call"]
+    [row] = await store.list_ledger(task_id)
+    assert (row.call_id, row.cost_nano) == (result.call_id, result.cost_nano)
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (result.cost_nano, 0)
 
 
 async def test_provider_sees_the_call_ids_bound_in_the_log_context(store: SQLiteStore) -> None:
