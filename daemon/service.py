@@ -205,7 +205,12 @@ class TaskHost:
             kind = WAITS_FOR.get(task.status)
             if kind is not None:
                 answered = await self.decider.current(task.id, kind)
-                if answered is None or answered.decision == "pending":
+                if answered is None:
+                    continue
+                if answered.decision == "pending":
+                    # not driven, so nobody asks again: a question whose announcement the stop
+                    # cut off is announced here, or no front end would ever show it
+                    await self.decider.announce(answered)
                     continue
                 if kind == "budget" and answered.decision == "rejected":
                     continue  # declined: it waits for a new ceiling (POST /tasks/ID/resume)

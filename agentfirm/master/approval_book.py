@@ -167,14 +167,40 @@ class ApprovalBook:
         if approval is None:
             approval = Approval(id=new_id("ap"), task_id=task_id, kind=kind, payload=payload)
             await self.store.create_approval(approval)
-            await self.bus.publish(
-                task_id,
-                "approval.requested",
-                {"approval_id": approval.id, "kind": kind, QUESTION: payload[QUESTION]},
-            )
-            log.info("approval.requested", task_id=task_id, approval_id=approval.id, kind=kind)
+            await self._publish_requested(approval)
+        elif approval.decision == "pending":
+            await self.announce(approval)
         self._task_of[approval.id] = task_id
         return approval, await self._wait(approval)
+
+    async def announce(self, approval: Approval) -> None:
+        """Publish ``approval.requested`` for a question asked before a stop, unless it was: a
+        process stopped between writing the row and announcing it leaves a question front ends
+        never hear of (they learn of questions only from that event)."""
+        for event in await self.bus.replay(approval.task_id):
+            if (
+                event.type == "approval.requested"
+                and event.payload.get("approval_id") == approval.id
+            ):
+                return
+        await self._publish_requested(approval)
+
+    async def _publish_requested(self, approval: Approval) -> None:
+        await self.bus.publish(
+            approval.task_id,
+            "approval.requested",
+            {
+                "approval_id": approval.id,
+                "kind": approval.kind,
+                QUESTION: approval.payload[QUESTION],
+            },
+        )
+        log.info(
+            "approval.requested",
+            task_id=approval.task_id,
+            approval_id=approval.id,
+            kind=approval.kind,
+        )
 
     async def current(
         self, task_id: str, kind: ApprovalKind, *, same: Match | None = None
