@@ -266,6 +266,22 @@ class StoreConformance:
         with pytest.raises(BadInput):
             await store.save_artifact(artifact.model_copy(update={"content": {"other": 1}}))
 
+    async def test_an_artifact_saved_with_its_module_run_writes_both_or_neither(
+        self, store: Store
+    ) -> None:
+        task = await created(store)
+        running = ModuleRun(task_id=task.id, module_id="a", status=ModuleStatus.RUNNING)
+        await store.upsert_module_run(running)
+        artifact = Artifact(task_id=task.id, module_id="a", output_type="notes", content={})
+        done = running.model_copy(update={"status": ModuleStatus.DONE, "cost_nano": 5})
+
+        await store.save_artifact(artifact, run=done)
+        with pytest.raises(BadInput):  # the same version again: refused, the row untouched
+            await store.save_artifact(artifact, run=done.model_copy(update={"cost_nano": 9}))
+
+        assert (await store.latest_artifacts(task.id))["a"].version == 1
+        assert await store.list_module_runs(task.id) == [done]
+
     # --- budget and ledger -----------------------------------------------------------------------
 
     async def test_set_budget_changes_the_ceiling_and_keeps_spent_and_reserved(

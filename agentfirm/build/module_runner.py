@@ -262,8 +262,6 @@ class ModuleRunner:
     async def _complete(self, run: ModuleRun, done: SubagentResult) -> ModuleRun:
         result = done.call
         cost = self._spent.pop(run.module_id, 0)
-        await self.store.save_artifact(done.artifact)
-        self.artifacts[done.artifact.module_id] = done.artifact
         run = run.model_copy(
             update={
                 "status": ModuleStatus.DONE,
@@ -273,7 +271,9 @@ class ModuleRunner:
                 "model": result.model,
             }
         )
-        await self.store.upsert_module_run(run)
+        # One transaction: an output saved under a row still saying running would be redone.
+        await self.store.save_artifact(done.artifact, run=run)
+        self.artifacts[done.artifact.module_id] = done.artifact
         await self._publish(
             "module.completed",
             run.module_id,

@@ -78,8 +78,10 @@ class Store(Protocol):
     async def list_module_runs(self, task_id: str) -> list[ModuleRun]:
         """In wave order, then module id."""
 
-    async def save_artifact(self, artifact: Artifact) -> None:
-        """Insert; ``(task_id, module_id, version)`` is unique."""
+    async def save_artifact(self, artifact: Artifact, *, run: ModuleRun | None = None) -> None:
+        """Insert; ``(task_id, module_id, version)`` is unique. ``run``: the module's row (saying
+        it is done), written in the same transaction — a process killed in between would leave
+        an output whose row says running, and the module would run again."""
 
     async def latest_artifacts(self, task_id: str) -> dict[str, Artifact]:
         """The highest version per module id."""

@@ -230,23 +230,9 @@ class PostgresStore:
     # modules and artifacts
 
     async def upsert_module_run(self, run: ModuleRun) -> None:
-        params = (
-            run.task_id,
-            run.module_id,
-            run.wave,
-            run.tier,
-            Jsonb(run.depends_on),
-            run.status.value,
-            run.attempts,
-            run.provider,
-            run.model,
-            opt_utc(run.started_at),
-            opt_utc(run.finished_at),
-            run.cost_nano,
-        )
         async with self._write() as conn:
             try:
-                await conn.execute(_UPSERT_MODULE_RUN_SQL, params)
+                await conn.execute(_UPSERT_MODULE_RUN_SQL, _module_run_params(run))
             except pg_errors.ForeignKeyViolation as err:
                 raise _no_task(run.task_id) from err
 
@@ -256,7 +242,7 @@ class PostgresStore:
         )
         return [ModuleRun.model_validate(row) for row in rows]
 
-    async def save_artifact(self, artifact: Artifact) -> None:
+    async def save_artifact(self, artifact: Artifact, *, run: ModuleRun | None = None) -> None:
         """Raise ``BadInput`` when that version already exists."""
         async with self._write() as conn:
             try:
@@ -272,6 +258,8 @@ class PostgresStore:
                         utc(artifact.created_at),
                     ),
                 )
+                if run is not None:
+                    await conn.execute(_UPSERT_MODULE_RUN_SQL, _module_run_params(run))
             except pg_errors.ForeignKeyViolation as err:
                 raise _no_task(artifact.task_id) from err
             except pg_errors.UniqueViolation as err:
@@ -718,3 +706,20 @@ _ACQUIRE_LEASE_SQL = (
     " WHERE l.holder = excluded.holder OR l.expires_at <= now()"
     " RETURNING holder"
 )
+
+
+def _module_run_params(run: ModuleRun) -> tuple[Any, ...]:
+    return (
+        run.task_id,
+        run.module_id,
+        run.wave,
+        run.tier,
+        Jsonb(run.depends_on),
+        run.status.value,
+        run.attempts,
+        run.provider,
+        run.model,
+        opt_utc(run.started_at),
+        opt_utc(run.finished_at),
+        run.cost_nano,
+    )

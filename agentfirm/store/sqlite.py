@@ -249,23 +249,9 @@ class SQLiteStore(SQLiteLeases):
     # modules and artifacts
 
     async def upsert_module_run(self, run: ModuleRun) -> None:
-        params = (
-            run.task_id,
-            run.module_id,
-            run.wave,
-            run.tier,
-            json.dumps(run.depends_on),
-            run.status.value,
-            run.attempts,
-            run.provider,
-            run.model,
-            opt_to_db_time(run.started_at),
-            opt_to_db_time(run.finished_at),
-            run.cost_nano,
-        )
         async with self._write() as db:
             try:
-                await execute(db, _UPSERT_MODULE_RUN_SQL, params)
+                await execute(db, _UPSERT_MODULE_RUN_SQL, _module_run_params(run))
             except sqlite3.IntegrityError as err:
                 raise _no_task(run.task_id) from err
 
@@ -275,7 +261,7 @@ class SQLiteStore(SQLiteLeases):
         )
         return [module_run_from_row(row) for row in rows]
 
-    async def save_artifact(self, artifact: Artifact) -> None:
+    async def save_artifact(self, artifact: Artifact, *, run: ModuleRun | None = None) -> None:
         """Raise ``BadInput`` when that version already exists."""
         async with self._write() as db:
             try:
@@ -292,6 +278,8 @@ class SQLiteStore(SQLiteLeases):
                         to_db_time(artifact.created_at),
                     ),
                 )
+                if run is not None:
+                    await execute(db, _UPSERT_MODULE_RUN_SQL, _module_run_params(run))
             except sqlite3.IntegrityError as err:
                 if _is_foreign_key_error(err):
                     raise _no_task(artifact.task_id) from err
@@ -719,4 +707,21 @@ def _log_booking(
 def _no_budget(task_id: str) -> NotFound:
     return NotFound(
         f"task {task_id} has no budget", hint="set one when approving the plan (--budget USD)"
+    )
+
+
+def _module_run_params(run: ModuleRun) -> tuple[Any, ...]:
+    return (
+        run.task_id,
+        run.module_id,
+        run.wave,
+        run.tier,
+        json.dumps(run.depends_on),
+        run.status.value,
+        run.attempts,
+        run.provider,
+        run.model,
+        opt_to_db_time(run.started_at),
+        opt_to_db_time(run.finished_at),
+        run.cost_nano,
     )

@@ -74,6 +74,33 @@ def test_resume_refuses_a_finished_task(cli: Cli) -> None:
     assert "completed" in result.stderr
 
 
+def _events_published(store_db: Path, bus_db: Path, request: str) -> int:
+    """How many events the task of ``request`` has published so far (0 before it exists)."""
+    if not (store_db.exists() and bus_db.exists()):
+        return 0  # connecting would create the file under the run's feet
+    try:
+        rows = _query(store_db, "SELECT id FROM tasks WHERE request = ?", request)
+        if not rows:
+            return 0
+        ((count,),) = _query(bus_db, "SELECT COUNT(*) FROM events WHERE task_id = ?", rows[0][0])
+    except sqlite3.OperationalError:  # a schema not created yet
+        return 0
+    return int(str(count))
+
+
+def _kill_after_event(
+    proc: subprocess.Popen[bytes], store_db: Path, bus_db: Path, request: str, nth: int
+) -> None:
+    """SIGKILL ``proc`` as soon as its task has published ``nth`` events (or once it ended)."""
+    deadline = time.monotonic() + 120  # a hung run must not hang the suite
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _events_published(store_db, bus_db, request) >= nth:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_sigkill_at_random_points_then_resume_completes_without_rework(
     cli: Cli, cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
@@ -92,22 +119,20 @@ def test_sigkill_at_random_points_then_resume_completes_without_rework(
             stderr=subprocess.DEVNULL,
         )
 
-    # one whole run tells how long a run takes on this machine now; kills spread over it
-    began = time.monotonic()
+    # One whole run tells how many events a run publishes; each kill lands right after a random
+    # one of them, wherever the run is in the lifecycle, however fast this machine is right now
+    # (a kill at a random instant, spread over how long the first run took, missed its mark
+    # whenever the load changed: after the run ended, or before its task existed).
     assert start(-1).wait() == 0
-    whole = time.monotonic() - began
+    whole = _events_published(store_db, bus_db, f"{REQUEST} #-1")
+    assert whole > 10, whole
     interrupted: list[str] = []
     for run in range(20):
         proc = start(run)
-        time.sleep(rng.uniform(0.2, 0.95) * whole)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if not store_db.exists():
-            continue
-        rows = _query(store_db, "SELECT id FROM tasks WHERE request = ?", f"{REQUEST} #{run}")
-        if not rows:
-            continue  # killed before the task existed: nothing to resume, nothing written
-        (task_id,) = rows[0]
+        _kill_after_event(proc, store_db, bus_db, f"{REQUEST} #{run}", rng.randint(1, whole - 2))
+        ((task_id,),) = _query(
+            store_db, "SELECT id FROM tasks WHERE request = ?", f"{REQUEST} #{run}"
+        )
         status = cli("tasks", "show", str(task_id), "--json").json()["status"]
         if status != "completed":  # else the run finished before the kill: check it all the same
             interrupted.append(status)
@@ -133,6 +158,54 @@ def test_sigkill_at_random_points_then_resume_completes_without_rework(
     # the kills landed at different points of the lifecycle, most of them mid-run
     assert len(interrupted) >= 10, interrupted
     assert len(set(interrupted)) >= 2, interrupted
+
+
+_DIE_AFTER_FIRST_OUTPUT = """
+import os, sys
+from agentfirm.store.sqlite import SQLiteStore
+save = SQLiteStore.save_artifact
+async def save_then_die(self, artifact, **kwargs):
+    await save(self, artifact, **kwargs)
+    if not artifact.module_id.startswith("_"):
+        os._exit(137)  # as a SIGKILL would: nothing after this write happens
+SQLiteStore.save_artifact = save_then_die
+from agentfirm.cli import main
+sys.argv = ["agentfirm", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_run_killed_right_after_a_module_output_is_saved_does_not_redo_that_module(
+    cli: Cli, cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    """The output and the row saying the module is done are one write: a kill right after it
+    leaves the module done, and the resume does not run it again (a second version)."""
+    killed = subprocess.run(
+        [sys.executable, "-c", _DIE_AFTER_FIRST_OUTPUT, "run", REQUEST, "--offline", "--yes"],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode == 137, killed.stderr
+    store_db = home / "data" / "agentfirm.db"
+    ((task_id,),) = _query(store_db, "SELECT id FROM tasks")
+    (saved,) = _query(
+        store_db, "SELECT module_id FROM artifacts WHERE substr(module_id, 1, 1) != '_'"
+    )
+
+    resumed = cli("resume", str(task_id), "--offline", "--yes", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["status"] == "completed"
+    versions = _query(
+        store_db,
+        "SELECT module_id, MAX(version) FROM artifacts WHERE task_id = ? GROUP BY module_id",
+        task_id,
+    )
+    assert dict(versions)[saved[0]] == 1, versions
+    _assert_books_balance(home, str(task_id))
 
 
 def test_a_task_killed_between_its_creation_and_its_intake_budget_resumes(
