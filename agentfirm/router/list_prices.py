@@ -42,7 +42,7 @@ def _rate(price: Decimal | TieredPrices, total_input: int) -> Decimal:
 
 
 @dataclass(frozen=True)
-class _Rates:
+class Rates:
     """A price table's four token prices (USD per million tokens, maybe tiered). A cache price
     the table lacks is the input price, as in genai-prices."""
 
@@ -97,7 +97,7 @@ def _flat(price: object) -> Decimal | None:
     return price if isinstance(price, Decimal) else None
 
 
-def _probe_totals(rates: _Rates) -> list[int]:
+def _probe_totals(rates: Rates) -> list[int]:
     """One total input count inside every price tier the rates have (tiers start after
     ``start`` tokens)."""
     starts = sorted(
@@ -123,7 +123,7 @@ class ListPrices:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], _Model | None] = {}
         # Keyed by the table's id; the table is kept beside its rates so the id stays its own.
-        self._rates: dict[int, tuple[ModelPrice, _Rates | None]] = {}
+        self._rates: dict[int, tuple[ModelPrice, Rates | None]] = {}
 
     def usd(self, provider_id: str, model: str, usage: Usage) -> Decimal | None:
         """genai-prices' price of ``usage``, or None when it has no complete list price (no
@@ -140,6 +140,20 @@ class ListPrices:
         if usd is not None:
             return usd
         return self._calc(found, usage, now)
+
+    def flat_rates(self, provider_id: str, model: str) -> Rates | None:
+        """The model's current prepared rates when each is one plain price (no tiers), for the
+        router's integer fast path; None otherwise (no list price, tiered, or not reproducing
+        ``calc_price``)."""
+        found = self._model(provider_id, model)
+        if found is None:
+            return None
+        now = datetime.now(UTC)
+        rates = self._prepared(found, found.info.get_prices(now), now)
+        if rates is None:
+            return None
+        prices = (rates.input, rates.cache_read, rates.cache_write, rates.output)
+        return rates if all(isinstance(price, Decimal) for price in prices) else None
 
     def fast(self, provider_id: str, model: str) -> bool:
         """Whether the model's current table is priced by its prepared rates (for tests)."""
@@ -173,7 +187,7 @@ class ListPrices:
         total: Decimal = result.total_price
         return total
 
-    def _prepared(self, found: _Model, table: ModelPrice, now: datetime) -> _Rates | None:
+    def _prepared(self, found: _Model, table: ModelPrice, now: datetime) -> Rates | None:
         cached = self._rates.get(id(table))
         if cached is not None and cached[0] is table:
             return cached[1]
@@ -181,14 +195,14 @@ class ListPrices:
         self._rates[id(table)] = (table, rates)
         return rates
 
-    def _check(self, found: _Model, table: ModelPrice, now: datetime) -> _Rates | None:
+    def _check(self, found: _Model, table: ModelPrice, now: datetime) -> Rates | None:
         """The table's rates if they reproduce ``calc_price`` exactly on probe usages in each
         tier (each count alone and mixed), else None."""
         inp, out = table.input_mtok, table.output_mtok
         if inp is None or out is None:
             return None
         read, write = table.cache_read_mtok, table.cache_write_mtok
-        rates = _Rates(
+        rates = Rates(
             input=inp,
             cache_read=inp if read is None else read,
             cache_write=inp if write is None else write,

@@ -6,16 +6,21 @@ A call that cannot be priced is never counted as $0: ``check`` reports such a mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from agentfirm.errors import ConfigError
 from agentfirm.money import usd_to_nano
 from agentfirm.router.base import ChainEntry, Usage
+from agentfirm.router.exact_prices import ExactRates, exact_list_rates, exact_override_rates
 from agentfirm.router.list_prices import ListPrices
 from agentfirm.settings import PriceOverride
 
 _MTOK = Decimal(1_000_000)
+_EXACT_TTL_S = 60.0
+"""How long a model's integer prices are reused before genai-prices is asked again, so a dated
+price change in its tables takes effect within a minute."""
 
 # Our provider names → genai-prices provider ids.
 _PRICE_PROVIDER: Mapping[str, str] = {"gemini": "google"}
@@ -55,9 +60,17 @@ class Pricer:
     """Prices calls in nano-dollars. ``overrides`` (``settings.prices``) are keyed by model name
     or by ``provider:model`` label, and win over genai-prices."""
 
-    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, PriceOverride] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._overrides = dict(overrides or {})
         self._list = ListPrices()
+        self._clock = clock
+        # entry → (valid until, its prices in whole nano-dollars or None: the Decimal path)
+        self._exact: dict[ChainEntry, tuple[float, ExactRates | None]] = {}
 
     def _override(self, entry: ChainEntry) -> PriceOverride | None:
         return self._overrides.get(entry.label) or self._overrides.get(entry.model)
@@ -80,6 +93,16 @@ class Pricer:
         cache writes (both part of ``usage.input_tokens``) are priced at their own rates; web
         searches at genai-prices' per-search fee (Anthropic: $10 per 1,000), also under a
         token-price override. Raises ``ConfigError`` for a model with no price."""
+        exact = self._exact_rates(entry)
+        if exact is not None:
+            nano = exact.nano(usage)
+            if nano is not None:
+                return nano
+        return self.decimal_price_nano(entry, usage)
+
+    def decimal_price_nano(self, entry: ChainEntry, usage: Usage) -> int:
+        """``price_nano`` through ``Decimal`` and genai-prices every time (what the integer fast
+        path must equal)."""
         override = self._override(entry)
         usd: Decimal | None
         if override is None:
@@ -113,3 +136,17 @@ class Pricer:
             web_searches=web_searches,
         )
         return self.price_nano(entry, usage)
+
+    def _exact_rates(self, entry: ChainEntry) -> ExactRates | None:
+        now = self._clock()
+        cached = self._exact.get(entry)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        list_rates = self._list.flat_rates(_price_provider(entry), entry.model)
+        override = self._override(entry)
+        if override is not None:
+            exact = exact_override_rates(override, list_rates)
+        else:
+            exact = exact_list_rates(list_rates) if list_rates is not None else None
+        self._exact[entry] = (now + _EXACT_TTL_S, exact)
+        return exact
