@@ -17,6 +17,10 @@ from agentfirm.router.router import Router
 from agentfirm.store.base import Store
 
 TIERS: tuple[Tier, ...] = ("reasoning", "execution", "utility")
+# A provider timeout for calls no hang is scripted for: a loaded machine must still get the fake's
+# answer (a first connection can take a good part of a second), and nothing waits it out. Tests
+# that script a hang pass a short timeout of their own.
+CALL_TIMEOUT_S = 30.0
 
 
 class Sleeps:
@@ -41,12 +45,12 @@ def router_for(
     providers: Mapping[str, Provider],
     chain: Sequence[str],
     *,
-    timeout_s: float = 0.2,
+    timeout_s: float = CALL_TIMEOUT_S,
     health: Health | None = None,
     sleep: Sleeps | None = None,
 ) -> Router:
     """A router whose every tier is ``chain`` (``provider:model`` specs), priced from
-    genai-prices, retrying without waiting."""
+    genai-prices, retrying without waiting, with a generous provider timeout unless given one."""
     entries = [parse_entry(spec) for spec in chain]
     return Router(
         chains={tier: entries for tier in TIERS},

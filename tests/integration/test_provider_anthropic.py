@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentfirm.router.base import Message, ProviderRequest, Usage
+from agentfirm.router.base import Message, Usage
 from agentfirm.router.errors import (
     FatalProviderError,
     ProviderAuthError,
@@ -19,8 +17,16 @@ from agentfirm.router.errors import (
 from agentfirm.router.providers.anthropic import AnthropicProvider
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.anthropic_fake import AnthropicFake, AnthropicUsage, sent_key
-from tests.fakes.http_fake import Reply, running
-from tests.fakes.routing import funded_task, list_price_nano, router_for
+from tests.fakes.http_fake import Reply
+from tests.fakes.provider_harness import (
+    HANG_S,
+    ProviderUnderTest,
+    assert_billed_once,
+    assert_failed_then_served,
+    only_failed_row,
+    provider_fixtures,
+)
+from tests.fakes.routing import funded_task, list_price_nano
 
 pytestmark = pytest.mark.integration
 
@@ -37,46 +43,17 @@ MESSAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[AnthropicFake]:
-    with running(AnthropicFake()) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(fake: AnthropicFake) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def keys() -> dict[str, str]:
-    return {"ANTHROPIC_API_KEY": KEY}
-
-
-@pytest.fixture
-async def provider(fake: AnthropicFake, keys: dict[str, str]) -> AsyncIterator[AnthropicProvider]:
-    opened = AnthropicProvider(get_secret=keys.get, base_url=fake.url)
-    yield opened
-    await opened.aclose()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
-def request(**changes: Any) -> ProviderRequest:
-    fields: dict[str, Any] = {
-        "model": MODEL,
-        "messages": MESSAGES,
-        "max_tokens": 512,
-        "tier": "execution",
-        "timeout_s": 0.2,
-    }
-    return ProviderRequest(**{**fields, **changes})
+ANTHROPIC: ProviderUnderTest[AnthropicFake, AnthropicProvider] = ProviderUnderTest(
+    name="anthropic",
+    key_env="ANTHROPIC_API_KEY",
+    key=KEY,
+    model=MODEL,
+    messages=MESSAGES,
+    start_fake=AnthropicFake,
+    open=lambda secrets, fake: AnthropicProvider(get_secret=secrets, base_url=fake.url),
+)
+_fake_server, fake, keys, provider = provider_fixtures(ANTHROPIC)
+request = ANTHROPIC.request
 
 
 # --- success -------------------------------------------------------------------------------------
@@ -239,7 +216,7 @@ async def test_rate_limit_is_retryable_with_the_servers_retry_after(
 async def test_hang_past_the_timeout_is_retryable(
     provider: AnthropicProvider, fake: AnthropicFake
 ) -> None:
-    fake.script(fake.hang(0.5))
+    fake.script(fake.hang(HANG_S))
 
     with pytest.raises(RetryableProviderError, match=r"did not answer within 0\.2s"):
         await provider.complete(request(timeout_s=0.2))
@@ -300,64 +277,51 @@ async def test_router_ledgers_a_cached_call_at_the_exact_list_price(
     )
     fake.script(fake.structured({"headline": "h", "risks": []}, usage=usage))
     task_id = await funded_task(store)
-    router = router_for(store, {"anthropic": provider}, [f"anthropic:{MODEL}"])
 
-    result = await router.call(
-        tier="execution", messages=MESSAGES, task_id=task_id, output_schema=SCHEMA
-    )
+    result = await ANTHROPIC.route(store, provider, task_id, output_schema=SCHEMA)
 
-    [row] = await store.list_ledger(task_id)
-    expected = list_price_nano(
-        MODEL,
-        "anthropic",
-        input_tokens=2600,
-        cache_read_tokens=2048,
-        cache_write_tokens=512,
-        output_tokens=180,
+    await assert_billed_once(
+        store,
+        task_id,
+        result,
+        provider="anthropic",
+        model=MODEL,
+        tokens=(2600, 2048, 180),
+        cost_nano=list_price_nano(
+            MODEL,
+            "anthropic",
+            input_tokens=2600,
+            cache_read_tokens=2048,
+            cache_write_tokens=512,
+            output_tokens=180,
+        ),
     )
-    assert (row.outcome, row.provider, row.model, row.simulated) == (
-        "ok",
-        "anthropic",
-        MODEL,
-        False,
-    )
-    assert (row.input_tokens, row.cached_input_tokens, row.output_tokens) == (2600, 2048, 180)
-    assert row.cost_nano == result.cost_nano == expected
-    budget = await store.get_budget(task_id)
-    assert (budget.spent_nano, budget.reserved_nano) == (expected, 0)
 
 
 @pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        (lambda f: f.rate_limited(1), "RetryableProviderError: anthropic returned 429: Rate limit"),
-        (lambda f: f.server_error(), "RetryableProviderError: anthropic returned 500"),
-        (lambda f: f.unavailable(), "RetryableProviderError: anthropic returned 503"),
-        (lambda f: f.hang(0.5), "RetryableProviderError: anthropic"),  # its timeout or ours
-        (lambda f: f.connection_reset(), "RetryableProviderError: anthropic connection failed"),
-        (lambda f: f.malformed(), "RetryableProviderError: anthropic returned a malformed"),
-    ],
+    ("fault", "error", "timeout_s"), ANTHROPIC.transient_faults(rate_limit_says="Rate limit")
 )
 async def test_router_ledgers_a_transient_fault_at_zero_then_the_retry_at_list_price(
-    provider: AnthropicProvider, fake: AnthropicFake, store: SQLiteStore, fault: Any, error: str
+    provider: AnthropicProvider,
+    fake: AnthropicFake,
+    store: SQLiteStore,
+    fault: Any,
+    error: str,
+    timeout_s: float,
 ) -> None:
     usage = AnthropicUsage(input_tokens=30, output_tokens=12, cache_read_input_tokens=0)
     fault_reply: Reply = fault(fake)
     fake.script(fault_reply, fake.ok(usage=usage))
     task_id = await funded_task(store)
-    router = router_for(store, {"anthropic": provider}, [f"anthropic:{MODEL}"])
 
-    await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+    await ANTHROPIC.route(store, provider, task_id, timeout_s=timeout_s)
 
-    failed, served = await store.list_ledger(task_id)
-    assert (failed.outcome, failed.cost_nano, failed.output_tokens) == ("error", 0, 0)
-    assert failed.error is not None
-    assert failed.error.startswith(error)
-    assert (served.outcome, served.cost_nano) == (
-        "ok",
-        list_price_nano(MODEL, "anthropic", input_tokens=30, output_tokens=12),
+    await assert_failed_then_served(
+        store,
+        task_id,
+        error=error,
+        served_cost_nano=list_price_nano(MODEL, "anthropic", input_tokens=30, output_tokens=12),
     )
-    assert (await store.get_budget(task_id)).reserved_nano == 0
 
 
 async def test_router_ledgers_a_bad_request_and_raises_it(
@@ -365,13 +329,11 @@ async def test_router_ledgers_a_bad_request_and_raises_it(
 ) -> None:
     fake.script(fake.bad_request("messages: text content blocks must be non-empty"))
     task_id = await funded_task(store)
-    router = router_for(store, {"anthropic": provider}, [f"anthropic:{MODEL}"])
 
     with pytest.raises(FatalProviderError, match="must be non-empty"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await ANTHROPIC.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
-    assert (row.outcome, row.cost_nano) == ("error", 0)
+    row = await only_failed_row(store, task_id)
     assert row.error == (
         "FatalProviderError: anthropic refused the request (400): "
         "messages: text content blocks must be non-empty"
@@ -383,12 +345,11 @@ async def test_router_ledgers_a_refused_key_once_and_names_it(
 ) -> None:
     fake.script(fake.unauthorized())
     task_id = await funded_task(store)
-    router = router_for(store, {"anthropic": provider}, [f"anthropic:{MODEL}"])
 
     with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await ANTHROPIC.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
+    row = await only_failed_row(store, task_id)
     assert row.error == (
         "ProviderAuthError: anthropic rejected its API key (401): invalid x-api-key "
         "(set a valid ANTHROPIC_API_KEY: agentfirm secrets set ANTHROPIC_API_KEY)"

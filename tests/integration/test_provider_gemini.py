@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentfirm.router.base import Message, ProviderRequest, Usage
+from agentfirm.router.base import Message, Usage
 from agentfirm.router.errors import (
     FatalProviderError,
     ProviderAuthError,
@@ -19,8 +17,16 @@ from agentfirm.router.errors import (
 from agentfirm.router.providers.gemini import GeminiProvider
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.gemini_fake import GeminiFake, GeminiUsage
-from tests.fakes.http_fake import Reply, running
-from tests.fakes.routing import funded_task, list_price_nano, router_for
+from tests.fakes.http_fake import Reply
+from tests.fakes.provider_harness import (
+    HANG_S,
+    ProviderUnderTest,
+    assert_billed_once,
+    assert_failed_then_served,
+    only_failed_row,
+    provider_fixtures,
+)
+from tests.fakes.routing import funded_task, list_price_nano
 
 pytestmark = pytest.mark.integration
 
@@ -39,46 +45,17 @@ MESSAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[GeminiFake]:
-    with running(GeminiFake()) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(fake: GeminiFake) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def keys() -> dict[str, str]:
-    return {"GEMINI_API_KEY": KEY}
-
-
-@pytest.fixture
-async def provider(fake: GeminiFake, keys: dict[str, str]) -> AsyncIterator[GeminiProvider]:
-    opened = GeminiProvider(get_secret=keys.get, base_url=fake.url)
-    yield opened
-    await opened.aclose()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
-def request(**changes: Any) -> ProviderRequest:
-    fields: dict[str, Any] = {
-        "model": MODEL,
-        "messages": MESSAGES,
-        "max_tokens": 512,
-        "tier": "execution",
-        "timeout_s": 0.2,
-    }
-    return ProviderRequest(**{**fields, **changes})
+GEMINI: ProviderUnderTest[GeminiFake, GeminiProvider] = ProviderUnderTest(
+    name="gemini",
+    key_env="GEMINI_API_KEY",
+    key=KEY,
+    model=MODEL,
+    messages=MESSAGES,
+    start_fake=GeminiFake,
+    open=lambda secrets, fake: GeminiProvider(get_secret=secrets, base_url=fake.url),
+)
+_fake_server, fake, keys, provider = provider_fixtures(GEMINI)
+request = GEMINI.request
 
 
 # --- success -------------------------------------------------------------------------------------
@@ -202,7 +179,7 @@ async def test_rate_limit_is_retryable_with_the_retry_delay_gemini_sends(
 async def test_hang_past_the_timeout_is_retryable(
     provider: GeminiProvider, fake: GeminiFake
 ) -> None:
-    fake.script(fake.hang(0.5))
+    fake.script(fake.hang(HANG_S))
 
     with pytest.raises(RetryableProviderError, match=r"did not answer within 0\.2s"):
         await provider.complete(request(timeout_s=0.2))
@@ -255,53 +232,46 @@ async def test_router_ledgers_a_cached_call_at_the_exact_list_price(
     usage = GeminiUsage(prompt=4000, candidates=150, cached=3000, thoughts=90)
     fake.script(fake.structured({"headline": "h", "risks": []}, usage=usage))
     task_id = await funded_task(store)
-    router = router_for(store, {"gemini": provider}, [f"gemini:{MODEL}"])
 
-    result = await router.call(
-        tier="execution", messages=MESSAGES, task_id=task_id, output_schema=SCHEMA
-    )
+    result = await GEMINI.route(store, provider, task_id, output_schema=SCHEMA)
 
-    [row] = await store.list_ledger(task_id)
-    expected = list_price_nano(
-        MODEL, "google", input_tokens=4000, cache_read_tokens=3000, output_tokens=240
+    await assert_billed_once(
+        store,
+        task_id,
+        result,
+        provider="gemini",
+        model=MODEL,
+        tokens=(4000, 3000, 240),
+        cost_nano=list_price_nano(
+            MODEL, "google", input_tokens=4000, cache_read_tokens=3000, output_tokens=240
+        ),
     )
-    assert (row.outcome, row.provider, row.model) == ("ok", "gemini", MODEL)
-    assert (row.input_tokens, row.cached_input_tokens, row.output_tokens) == (4000, 3000, 240)
-    assert row.cost_nano == result.cost_nano == expected
-    budget = await store.get_budget(task_id)
-    assert (budget.spent_nano, budget.reserved_nano) == (expected, 0)
 
 
 @pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        (lambda f: f.rate_limited(1), "RetryableProviderError: gemini returned 429"),
-        (lambda f: f.server_error(), "RetryableProviderError: gemini returned 500"),
-        (lambda f: f.unavailable(), "RetryableProviderError: gemini returned 503"),
-        (lambda f: f.hang(0.5), "RetryableProviderError: gemini"),  # its timeout or ours
-        (lambda f: f.connection_reset(), "RetryableProviderError: gemini connection failed"),
-        (lambda f: f.malformed(), "RetryableProviderError: gemini returned a malformed"),
-    ],
+    ("fault", "error", "timeout_s"),
+    GEMINI.transient_faults(rate_limit_says="Resource has been exhausted"),
 )
 async def test_router_ledgers_a_transient_fault_at_zero_then_the_retry_at_list_price(
-    provider: GeminiProvider, fake: GeminiFake, store: SQLiteStore, fault: Any, error: str
+    provider: GeminiProvider,
+    fake: GeminiFake,
+    store: SQLiteStore,
+    fault: Any,
+    error: str,
+    timeout_s: float,
 ) -> None:
     fault_reply: Reply = fault(fake)
     fake.script(fault_reply, fake.ok(usage=GeminiUsage(prompt=30, candidates=12)))
     task_id = await funded_task(store)
-    router = router_for(store, {"gemini": provider}, [f"gemini:{MODEL}"])
 
-    await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+    await GEMINI.route(store, provider, task_id, timeout_s=timeout_s)
 
-    failed, served = await store.list_ledger(task_id)
-    assert (failed.outcome, failed.cost_nano) == ("error", 0)
-    assert failed.error is not None
-    assert failed.error.startswith(error)
-    assert (served.outcome, served.cost_nano) == (
-        "ok",
-        list_price_nano(MODEL, "google", input_tokens=30, output_tokens=12),
+    await assert_failed_then_served(
+        store,
+        task_id,
+        error=error,
+        served_cost_nano=list_price_nano(MODEL, "google", input_tokens=30, output_tokens=12),
     )
-    assert (await store.get_budget(task_id)).reserved_nano == 0
 
 
 async def test_router_ledgers_a_bad_request_and_raises_it(
@@ -309,13 +279,11 @@ async def test_router_ledgers_a_bad_request_and_raises_it(
 ) -> None:
     fake.script(fake.bad_request("* GenerateContentRequest.contents: contents is not specified"))
     task_id = await funded_task(store)
-    router = router_for(store, {"gemini": provider}, [f"gemini:{MODEL}"])
 
     with pytest.raises(FatalProviderError, match="contents is not specified"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await GEMINI.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
-    assert (row.outcome, row.cost_nano) == ("error", 0)
+    row = await only_failed_row(store, task_id)
     assert row.error is not None
     assert row.error.startswith("FatalProviderError: gemini refused the request (400): ")
 
@@ -325,12 +293,11 @@ async def test_router_ledgers_an_invalid_key_and_names_it(
 ) -> None:
     fake.script(fake.invalid_key())
     task_id = await funded_task(store)
-    router = router_for(store, {"gemini": provider}, [f"gemini:{MODEL}"])
 
     with pytest.raises(ProviderError, match="GEMINI_API_KEY"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await GEMINI.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
+    row = await only_failed_row(store, task_id)
     assert row.error == (
         "ProviderAuthError: gemini rejected its API key (400): API key not valid. Please pass a "
         "valid API key. (set a valid GEMINI_API_KEY: agentfirm secrets set GEMINI_API_KEY)"

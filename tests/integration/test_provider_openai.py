@@ -4,13 +4,11 @@ Completions server."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentfirm.router.base import Message, ProviderRequest, Usage
+from agentfirm.router.base import Message, Usage
 from agentfirm.router.errors import (
     FatalProviderError,
     ProviderAuthError,
@@ -19,9 +17,17 @@ from agentfirm.router.errors import (
 )
 from agentfirm.router.providers.openai import OpenAIProvider, strict_compatible
 from agentfirm.store.sqlite import SQLiteStore
-from tests.fakes.http_fake import Reply, running
+from tests.fakes.http_fake import Reply
 from tests.fakes.openai_fake import OpenAIFake, OpenAIUsage
-from tests.fakes.routing import funded_task, list_price_nano, router_for
+from tests.fakes.provider_harness import (
+    HANG_S,
+    ProviderUnderTest,
+    assert_billed_once,
+    assert_failed_then_served,
+    only_failed_row,
+    provider_fixtures,
+)
+from tests.fakes.routing import funded_task, list_price_nano
 
 pytestmark = pytest.mark.integration
 
@@ -45,46 +51,17 @@ MESSAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[OpenAIFake]:
-    with running(OpenAIFake()) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(fake: OpenAIFake) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def keys() -> dict[str, str]:
-    return {"OPENAI_API_KEY": KEY}
-
-
-@pytest.fixture
-async def provider(fake: OpenAIFake, keys: dict[str, str]) -> AsyncIterator[OpenAIProvider]:
-    opened = OpenAIProvider(get_secret=keys.get, base_url=f"{fake.url}/v1")
-    yield opened
-    await opened.aclose()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
-def request(**changes: Any) -> ProviderRequest:
-    fields: dict[str, Any] = {
-        "model": MODEL,
-        "messages": MESSAGES,
-        "max_tokens": 512,
-        "tier": "execution",
-        "timeout_s": 0.2,
-    }
-    return ProviderRequest(**{**fields, **changes})
+OPENAI: ProviderUnderTest[OpenAIFake, OpenAIProvider] = ProviderUnderTest(
+    name="openai",
+    key_env="OPENAI_API_KEY",
+    key=KEY,
+    model=MODEL,
+    messages=MESSAGES,
+    start_fake=OpenAIFake,
+    open=lambda secrets, fake: OpenAIProvider(get_secret=secrets, base_url=f"{fake.url}/v1"),
+)
+_fake_server, fake, keys, provider = provider_fixtures(OPENAI)
+request = OPENAI.request
 
 
 # --- success -------------------------------------------------------------------------------------
@@ -221,7 +198,7 @@ async def test_rate_limit_is_retryable_with_the_servers_retry_after(
 async def test_hang_past_the_timeout_is_retryable(
     provider: OpenAIProvider, fake: OpenAIFake
 ) -> None:
-    fake.script(fake.hang(0.5))
+    fake.script(fake.hang(HANG_S))
 
     with pytest.raises(RetryableProviderError, match=r"did not answer within 0\.2s"):
         await provider.complete(request(timeout_s=0.2))
@@ -315,53 +292,45 @@ async def test_router_ledgers_a_cached_call_at_the_exact_list_price(
     usage = OpenAIUsage(prompt_tokens=3000, completion_tokens=220, cached_tokens=2048)
     fake.script(fake.structured({"headline": "h", "risks": []}, usage=usage))
     task_id = await funded_task(store)
-    router = router_for(store, {"openai": provider}, [f"openai:{MODEL}"])
 
-    result = await router.call(
-        tier="execution", messages=MESSAGES, task_id=task_id, output_schema=STRICT_SCHEMA
-    )
+    result = await OPENAI.route(store, provider, task_id, output_schema=STRICT_SCHEMA)
 
-    [row] = await store.list_ledger(task_id)
-    expected = list_price_nano(
-        MODEL, "openai", input_tokens=3000, cache_read_tokens=2048, output_tokens=220
+    await assert_billed_once(
+        store,
+        task_id,
+        result,
+        provider="openai",
+        model=MODEL,
+        tokens=(3000, 2048, 220),
+        cost_nano=list_price_nano(
+            MODEL, "openai", input_tokens=3000, cache_read_tokens=2048, output_tokens=220
+        ),
     )
-    assert (row.outcome, row.provider, row.model) == ("ok", "openai", MODEL)
-    assert (row.input_tokens, row.cached_input_tokens, row.output_tokens) == (3000, 2048, 220)
-    assert row.cost_nano == result.cost_nano == expected
-    budget = await store.get_budget(task_id)
-    assert (budget.spent_nano, budget.reserved_nano) == (expected, 0)
 
 
 @pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        (lambda f: f.rate_limited(1), "RetryableProviderError: openai returned 429"),
-        (lambda f: f.server_error(), "RetryableProviderError: openai returned 500"),
-        (lambda f: f.unavailable(), "RetryableProviderError: openai returned 503"),
-        (lambda f: f.hang(0.5), "RetryableProviderError: openai"),  # its timeout or ours
-        (lambda f: f.connection_reset(), "RetryableProviderError: openai connection failed"),
-        (lambda f: f.malformed(), "RetryableProviderError: openai returned a malformed"),
-    ],
+    ("fault", "error", "timeout_s"), OPENAI.transient_faults(rate_limit_says="Rate limit")
 )
 async def test_router_ledgers_a_transient_fault_at_zero_then_the_retry_at_list_price(
-    provider: OpenAIProvider, fake: OpenAIFake, store: SQLiteStore, fault: Any, error: str
+    provider: OpenAIProvider,
+    fake: OpenAIFake,
+    store: SQLiteStore,
+    fault: Any,
+    error: str,
+    timeout_s: float,
 ) -> None:
     fault_reply: Reply = fault(fake)
     fake.script(fault_reply, fake.ok(usage=OpenAIUsage(prompt_tokens=30, completion_tokens=12)))
     task_id = await funded_task(store)
-    router = router_for(store, {"openai": provider}, [f"openai:{MODEL}"])
 
-    await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+    await OPENAI.route(store, provider, task_id, timeout_s=timeout_s)
 
-    failed, served = await store.list_ledger(task_id)
-    assert (failed.outcome, failed.cost_nano) == ("error", 0)
-    assert failed.error is not None
-    assert failed.error.startswith(error)
-    assert (served.outcome, served.cost_nano) == (
-        "ok",
-        list_price_nano(MODEL, "openai", input_tokens=30, output_tokens=12),
+    await assert_failed_then_served(
+        store,
+        task_id,
+        error=error,
+        served_cost_nano=list_price_nano(MODEL, "openai", input_tokens=30, output_tokens=12),
     )
-    assert (await store.get_budget(task_id)).reserved_nano == 0
 
 
 async def test_router_ledgers_a_bad_request_and_raises_it(
@@ -369,12 +338,11 @@ async def test_router_ledgers_a_bad_request_and_raises_it(
 ) -> None:
     fake.script(fake.bad_request("Unsupported parameter: 'temperature'"))
     task_id = await funded_task(store)
-    router = router_for(store, {"openai": provider}, [f"openai:{MODEL}"])
 
     with pytest.raises(FatalProviderError, match="Unsupported parameter"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await OPENAI.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
+    row = await only_failed_row(store, task_id)
     assert row.error == (
         "FatalProviderError: openai refused the request (400): Unsupported parameter: 'temperature'"
     )
@@ -385,12 +353,11 @@ async def test_router_ledgers_a_refused_key_and_names_it(
 ) -> None:
     fake.script(fake.unauthorized())
     task_id = await funded_task(store)
-    router = router_for(store, {"openai": provider}, [f"openai:{MODEL}"])
 
     with pytest.raises(ProviderError, match="OPENAI_API_KEY"):
-        await router.call(tier="execution", messages=MESSAGES, task_id=task_id)
+        await OPENAI.route(store, provider, task_id)
 
-    [row] = await store.list_ledger(task_id)
+    row = await only_failed_row(store, task_id)
     assert row.error == (
         "ProviderAuthError: openai rejected its API key (401): invalid x-api-key "
         "(set a valid OPENAI_API_KEY: agentfirm secrets set OPENAI_API_KEY)"

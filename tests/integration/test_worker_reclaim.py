@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,8 +15,6 @@ from agentfirm.app import App
 from agentfirm.bus.redis_work import RedisWorkQueue, WorkClaim
 from agentfirm.domain import LedgerEntry
 from agentfirm.master.decisions import AutoDecider
-from agentfirm.secrets import Redactor, SecretStore
-from agentfirm.settings import load_settings
 from agentfirm.worker import Worker, WorkerOptions, stale_reservation_age
 from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
 from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
@@ -28,33 +24,6 @@ pytestmark = pytest.mark.integration
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 # A guard against hanging forever when a behaviour is broken, not a timing assertion.
 GUARD_S = 30
-
-
-@pytest.fixture
-async def app(tmp_path: Path, redis_url: str, pg_url: str) -> AsyncIterator[App]:  # noqa: F811
-    env = {
-        "AGENTFIRM_HOME": str(tmp_path / "home"),
-        "AGENTFIRM_REDIS_URL": redis_url,
-        "AGENTFIRM_DATABASE_URL": pg_url,
-        "AGENTFIRM_OFFLINE": "1",
-        "AGENTFIRM_OFFLINE_LATENCY_MS": "0",
-        "AGENTFIRM_RUNNER": "worker",
-        "AGENTFIRM_QUALITY_REVISION": "false",
-    }
-    redactor = Redactor()
-    opened = await App.open(
-        load_settings(env), redactor=redactor, secrets=SecretStore(redactor, env=env), env=env
-    )
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[RedisWorkQueue]:  # noqa: F811
-    work = RedisWorkQueue(redis_url)
-    await work.open()
-    yield work
-    await work.close()
 
 
 async def _first_claim(queue: RedisWorkQueue, consumer: str) -> WorkClaim:
