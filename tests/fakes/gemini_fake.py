@@ -101,14 +101,27 @@ class GeminiFake(ProviderFake):
         ]
         return Reply(400, body)
 
-    def grounded(self, text: str, *, uri: str, title: str, query: str = "search") -> Responder:
-        """An answer grounded by Google Search: ``text`` with the page in the candidate's
-        ``groundingMetadata``, as the API returns it."""
+    def grounded(
+        self,
+        text: str,
+        *,
+        uri: str,
+        title: str,
+        query: str = "search",
+        queries: int = 1,
+        usage: GeminiUsage | None = None,
+    ) -> Responder:
+        """An answer grounded by Google Search: ``text`` with the page and ``queries`` search
+        queries in the candidate's ``groundingMetadata``, as the API returns it. Like the API,
+        it grounds only a request that carries the ``google_search`` tool: any other gets the
+        plain answer."""
 
         def respond(request: Recorded) -> Reply:
-            body = self.success_body(request, text=text, data=None, usage=None)
+            body = self.success_body(request, text=text, data=None, usage=usage)
+            if not searches(request):
+                return Reply(200, body)
             body["candidates"][0]["groundingMetadata"] = {
-                "webSearchQueries": [query],
+                "webSearchQueries": [query] + [f"{query} ({n})" for n in range(2, queries + 1)],
                 "groundingChunks": [{"web": {"uri": uri, "title": title}}],
                 "groundingSupports": [
                     {
@@ -120,3 +133,10 @@ class GeminiFake(ProviderFake):
             return Reply(200, body)
 
         return respond
+
+
+def searches(request: Recorded) -> bool:
+    """Whether ``request`` carries the ``google_search`` grounding tool."""
+    body = request.body if isinstance(request.body, dict) else {}
+    tools = body.get("tools") or []
+    return any(isinstance(tool, dict) and "googleSearch" in tool for tool in tools)

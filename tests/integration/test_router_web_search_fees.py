@@ -1,5 +1,7 @@
 """Web-search fees on the ledger: Anthropic bills each server-side search ($10 per 1,000) on top of
-tokens; the real SDK reads the count from the loopback fake's ``server_tool_use`` usage."""
+tokens; the real SDK reads the count from the loopback fake's ``server_tool_use`` usage. Gemini 2.x
+bills each prompt grounded by Google Search ($35 per 1,000) whatever number of queries it ran;
+the SDK reads the grounding from the Gemini fake's candidate metadata."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from agentfirm.money import usd_to_nano
 from agentfirm.router.base import ChainEntry, Message, Usage, web_search_allowed
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.providers.anthropic import MAX_WEB_SEARCHES, AnthropicProvider
+from agentfirm.router.providers.gemini import GeminiProvider
 from agentfirm.router.router import Router
 from agentfirm.router.tokens import estimate_messages
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.anthropic_fake import AnthropicFake, AnthropicUsage
+from tests.fakes.gemini_fake import GeminiFake, GeminiUsage
 from tests.fakes.http_fake import running
-from tests.fakes.routing import funded_task, router_for
+from tests.fakes.routing import funded_task, list_price_nano, router_for
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +125,133 @@ async def test_reservation_covers_the_most_searches_a_call_may_run(
     # Without search the same call fits.
     await router.call(tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS)
     assert len(fake.requests) == 1
+
+
+GEMINI_MODEL = "gemini-2.5-flash"
+GEMINI_ENTRY = ChainEntry("gemini", GEMINI_MODEL)
+GROUNDING_FEE_USD = Decimal(35) / 1000  # Gemini 2.x: $35 per 1,000 grounded prompts
+PAGE = "https://kaltwerk.example/prices-2024"
+
+
+@pytest.fixture(scope="module")
+def gemini_fake() -> Iterator[GeminiFake]:
+    with running(GeminiFake()) as server:
+        yield server
+
+
+def gemini_router_for(fake: GeminiFake, store: SQLiteStore, model: str) -> Router:
+    keys = {"GEMINI_API_KEY": "AIzaSyTest-Key-000000000000001"}
+    provider = GeminiProvider(get_secret=keys.get, base_url=fake.url)
+    return router_for(store, {"gemini": provider}, [f"gemini:{model}"], timeout_s=5)
+
+
+@pytest.fixture
+async def gemini_router(gemini_fake: GeminiFake, store: SQLiteStore) -> AsyncIterator[Router]:
+    gemini_fake.reset()
+    routed = gemini_router_for(gemini_fake, store, GEMINI_MODEL)
+    yield routed
+    await routed.aclose()
+
+
+def gemini_tokens_nano(usage: GeminiUsage, model: str = GEMINI_MODEL) -> int:
+    return list_price_nano(
+        model, "google", input_tokens=usage.prompt, output_tokens=usage.candidates
+    )
+
+
+async def test_a_grounded_gemini_prompt_is_billed_one_search_on_the_ledger(
+    gemini_fake: GeminiFake, gemini_router: Router, store: SQLiteStore
+) -> None:
+    usage = GeminiUsage(prompt=400, candidates=90)
+    # Three queries behind one grounded prompt: Gemini 2.x bills the prompt, once.
+    gemini_fake.script(
+        gemini_fake.grounded(
+            "EUR 1,180 per unit.", uri=PAGE, title="Prices", queries=3, usage=usage
+        )
+    )
+    task_id = await funded_task(store)
+
+    with web_search_allowed():
+        result = await gemini_router.call(
+            tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+        )
+
+    assert gemini_fake.requests[-1].body["tools"] == [{"googleSearch": {}}]
+    expected = gemini_tokens_nano(usage) + usd_to_nano(GROUNDING_FEE_USD)
+    (row,) = await store.list_ledger(task_id)
+    assert result.usage.web_searches == 1
+    assert row.cost_nano == expected
+    assert result.cost_nano == expected
+    assert (await store.get_budget(task_id)).spent_nano == expected
+
+
+async def test_an_ungrounded_gemini_answer_pays_no_search_fee(
+    gemini_fake: GeminiFake, gemini_router: Router, store: SQLiteStore
+) -> None:
+    usage = GeminiUsage(prompt=400, candidates=90)
+    # The tool is offered, but the model answers without searching: no grounding metadata.
+    gemini_fake.script(gemini_fake.ok("EUR 1,180 per unit.", usage=usage))
+    task_id = await funded_task(store)
+
+    with web_search_allowed():
+        result = await gemini_router.call(
+            tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+        )
+
+    assert gemini_fake.requests[-1].body["tools"] == [{"googleSearch": {}}]
+    assert result.usage.web_searches == 0
+    (row,) = await store.list_ledger(task_id)
+    assert row.cost_nano == result.cost_nano == gemini_tokens_nano(usage)
+
+
+async def test_a_gemini_reservation_covers_the_grounding_fee(
+    gemini_fake: GeminiFake, gemini_router: Router, store: SQLiteStore
+) -> None:
+    gemini_fake.script(gemini_fake.ok("EUR 1,180 per unit."))
+    worst_tokens = Pricer().worst_case_nano(GEMINI_ENTRY, estimate_messages(MESSAGES), MAX_TOKENS)
+    # Room for every token the call may spend and half its grounding fee.
+    ceiling = worst_tokens + usd_to_nano(GROUNDING_FEE_USD) // 2
+    task_id = await funded_task(store, ceiling_nano=ceiling)
+
+    with web_search_allowed(), pytest.raises(BudgetExceeded):
+        await gemini_router.call(
+            tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+        )
+
+    assert gemini_fake.requests == []
+    # Without search the same call fits.
+    await gemini_router.call(
+        tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+    )
+    assert len(gemini_fake.requests) == 1
+
+
+async def test_a_gemini_3_grounded_answer_is_billed_per_query(
+    gemini_fake: GeminiFake, store: SQLiteStore
+) -> None:
+    model = "gemini-3-flash-preview"
+    usage = GeminiUsage(prompt=400, candidates=90)
+    gemini_fake.reset()
+    gemini_fake.script(
+        gemini_fake.grounded(
+            "EUR 1,180 per unit.", uri=PAGE, title="Prices", queries=3, usage=usage
+        )
+    )
+    routed = gemini_router_for(gemini_fake, store, model)
+    task_id = await funded_task(store)
+    try:
+        with web_search_allowed():
+            result = await routed.call(
+                tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+            )
+    finally:
+        await routed.aclose()
+
+    assert result.usage.web_searches == 3
+    # Gemini 3: $14 per 1,000 search queries.
+    expected = gemini_tokens_nano(usage, model) + usd_to_nano(3 * Decimal(14) / 1000)
+    assert result.cost_nano == expected
+    # The reservation covered one query (the provider declares one search per call): the row
+    # is clamped to it, but it books every token and at least that first query.
+    (row,) = await store.list_ledger(task_id)
+    assert gemini_tokens_nano(usage, model) + usd_to_nano(Decimal(14) / 1000) <= row.cost_nano

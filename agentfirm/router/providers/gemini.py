@@ -6,7 +6,7 @@ caller's schema as ``response_json_schema``. The SDK's retries and automatic con
 schemas are served. Web search: a free-text request that allows it (``ProviderRequest.web_search``)
 carries the ``google_search`` grounding tool, and the pages the answer is grounded on are appended
 to its text; structured requests never search (JSON mode and search do not combine on every
-model).
+model). A grounded answer is billed a search fee on top of its tokens (see ``web_searches_of``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ NAME = "gemini"
 KEY_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 API_VERSION = "v1beta"
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+MAX_WEB_SEARCHES = 1
+"""Billed searches one grounded call may run: Gemini 2.x bills grounding per grounded prompt,
+whatever number of queries the model ran for it. (Gemini 3 bills per query, with no cap to
+declare: its reservation covers one query, and the ledger clamps a costlier call to it.)"""
+_PER_PROMPT = re.compile(r"^(?:models/)?gemini-[12]\.")
 
 
 def _error_details(exc: APIError) -> list[Mapping[str, Any]]:
@@ -111,19 +116,42 @@ def request_contents(request: ProviderRequest) -> list[dict[str, Any]]:
     ]
 
 
+def web_searches_of(response: GenerateContentResponse, model: str) -> int:
+    """The billed searches behind a reply: none unless its answer was grounded by Google Search
+    (web search queries or grounding chunks in the candidate's grounding metadata). Gemini 2.x
+    bills grounding per grounded prompt, so a grounded answer is one search however many
+    queries it ran; other models (Gemini 3 bills each query) count each query, at least one.
+    Priced at list: the free daily allowance is account-wide and invisible here, so a search it
+    covered is still booked, and the budget can never be overspent."""
+    candidates = response.candidates or []
+    metadata = candidates[0].grounding_metadata if candidates else None
+    if metadata is None:
+        return 0
+    queries = len(metadata.web_search_queries or ())
+    if not queries and not metadata.grounding_chunks:
+        return 0
+    return 1 if _PER_PROMPT.match(model) else max(queries, 1)
+
+
 def usage_of(
-    metadata: GenerateContentResponseUsageMetadata | None, request: ProviderRequest, text: str
+    metadata: GenerateContentResponseUsageMetadata | None,
+    request: ProviderRequest,
+    text: str,
+    web_searches: int = 0,
 ) -> Usage:
     """Gemini's ``prompt_token_count`` includes cached tokens; thinking tokens are billed as
     output. Missing metadata gets estimates, so the call is never priced as free."""
     if metadata is None:
         return Usage(
-            input_tokens=estimate_messages(request.messages), output_tokens=estimate_tokens(text)
+            input_tokens=estimate_messages(request.messages),
+            output_tokens=estimate_tokens(text),
+            web_searches=web_searches,
         )
     return Usage(
         input_tokens=metadata.prompt_token_count or 0,
         cached_input_tokens=metadata.cached_content_token_count or 0,
         output_tokens=(metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0),
+        web_searches=web_searches,
     )
 
 
@@ -164,6 +192,7 @@ class GeminiProvider(SdkProvider["Client"]):
     name = NAME
     sdk_module = "google.genai"
     key_names = KEY_NAMES
+    max_web_searches = MAX_WEB_SEARCHES
 
     def _new_client(self, key: str) -> Client:
         import httpx2
@@ -202,7 +231,9 @@ class GeminiProvider(SdkProvider["Client"]):
             raise malformed(NAME, exc) from exc
         try:
             text = text_of(response)
-            usage = usage_of(response.usage_metadata, request, text)
+            # The model priced (the one asked for) decides how its searches are counted.
+            searches = web_searches_of(response, request.model)
+            usage = usage_of(response.usage_metadata, request, text, searches)
         except (AttributeError, TypeError, ValueError) as exc:
             # The SDK builds a 200's reply without checking its shape: one with fields of the
             # wrong kind fails only here, and is as malformed as a body cut short.
