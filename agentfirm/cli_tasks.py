@@ -75,7 +75,7 @@ def tasks_list(
         [
             [
                 r["task_id"],
-                r["status"],
+                status_label(r),
                 r["persona"] or "—",
                 usd(r["cost_usd"]),
                 usd(r["budget_usd"]),
@@ -85,6 +85,13 @@ def tasks_list(
             for r in rows
         ],
     )
+
+
+def status_label(row: dict[str, Any]) -> str:
+    """The status, and what the task waits on when it waits on someone (``executing ⏸
+    failure``: a failed module's question, which its status alone does not tell)."""
+    waiting = row.get("waiting_on")  # absent from an older daemon's rows
+    return f"{row['status']} ⏸ {waiting}" if waiting else str(row["status"])
 
 
 @tasks_app.command("show")

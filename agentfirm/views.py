@@ -11,10 +11,14 @@ from agentfirm.store.base import Store
 
 
 async def task_rows(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
-    """``tasks list``: ``{task_id, status, persona, request, budget_usd, cost_usd, created_at}``
-    per task, newest first."""
+    """``tasks list``: ``{task_id, status, persona, request, budget_usd, cost_usd, created_at,
+    waiting_on}`` per task, newest first. ``waiting_on``: the kind of the question the task waits
+    on (its oldest pending approval: ``clarify``, ``plan``, ``budget``, ``review``, ``failure``),
+    else null — the one way to tell that an ``executing`` task waits on a failed module."""
+    tasks = await store.list_tasks(limit=limit)
+    waiting = await _waiting_on(store, [t.id for t in tasks if not t.status.is_final])
     rows = []
-    for task in await store.list_tasks(limit=limit):
+    for task in tasks:
         spent = sum(e.cost_nano for e in await store.list_ledger(task.id))
         rows.append(
             {
@@ -25,9 +29,19 @@ async def task_rows(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
                 "budget_usd": nano_to_float(task.budget_nano),
                 "cost_usd": nano_to_float(spent),
                 "created_at": task.created_at.isoformat(),
+                "waiting_on": waiting.get(task.id),
             }
         )
     return rows
+
+
+async def _waiting_on(store: Store, task_ids: list[str]) -> dict[str, str]:
+    """Task id → the kind of its oldest pending approval, for those that have one. Final tasks
+    are left out by the caller: nobody answers a question a finished task left behind."""
+    waiting: dict[str, str] = {}
+    for approval in await store.list_pending_approvals(task_ids):
+        waiting.setdefault(approval.task_id, approval.kind)
+    return waiting
 
 
 async def task_detail(store: Store, task_id: str) -> dict[str, Any]:

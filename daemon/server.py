@@ -257,7 +257,9 @@ def create_app(host: TaskHost, *, redactor: Redactor, socket: str = "") -> FastA
     async def list_tasks(
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     ) -> JSONResponse:
-        """Tasks, newest first (the shape of `agentfirm tasks list --json`)."""
+        """Tasks, newest first (the shape of `agentfirm tasks list --json`). `waiting_on`: the
+        kind of the question a task waits on (`clarify`, `plan`, `budget`, `review`, `failure`),
+        else null; an `executing` task waiting on a failed module tells it only here."""
         return reply(await task_rows(host.app.store, limit=limit))
 
     @api.get("/tasks/{task_id}", responses=_ERRORS)

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from agentfirm.domain import (
     Approval,
+    ApprovalKind,
     Artifact,
     Event,
     LedgerEntry,
@@ -557,6 +558,31 @@ class StoreConformance:
 
         [kept] = await store.list_approvals(task.id)
         assert (kept.decision, kept.actor) == ("approved", "ana")
+
+    async def test_pending_approvals_of_many_tasks_come_in_one_list(self, store: Store) -> None:
+        first, second, quiet = [await created(store) for _ in range(3)]
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        asked: list[tuple[str, Task, ApprovalKind, int]] = [
+            ("a_1_late", first, "failure", 2),  # by time, not by id
+            ("a_2_early", first, "review", 1),
+            ("a_done", second, "plan", 0),
+            ("a_budget", second, "budget", 3),
+            ("a_other", quiet, "clarify", 0),
+        ]
+        for approval_id, task, kind, minutes in asked:
+            at = base + timedelta(minutes=minutes)
+            await store.create_approval(
+                Approval(id=approval_id, task_id=task.id, kind=kind, created_at=at)
+            )
+        await store.decide_approval("a_done", "approved", actor="ana")
+
+        pending = await store.list_pending_approvals([second.id, first.id, "t_missing"])
+
+        by_task = sorted([first.id, second.id])
+        expected = {first.id: ["a_2_early", "a_1_late"], second.id: ["a_budget"]}
+        assert [a.id for a in pending] == [i for t in by_task for i in expected[t]]
+        assert all(a.decision == "pending" for a in pending)
+        assert await store.list_pending_approvals([]) == []
 
     async def test_decide_missing_approval_raises_not_found(self, store: Store) -> None:
         with pytest.raises(NotFound):

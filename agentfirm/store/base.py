@@ -3,6 +3,7 @@ conformance suite tests both. Every method is atomic on its own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -129,6 +130,10 @@ class Store(Protocol):
         """Raise ``BadInput`` when the approval was already decided."""
 
     async def list_approvals(self, task_id: str) -> list[Approval]: ...
+
+    async def list_pending_approvals(self, task_ids: Sequence[str]) -> list[Approval]:
+        """The undecided approvals of these tasks, by task and oldest first, in one query
+        (a list of tasks asks once, not once per task); unknown ids have none."""
 
     # events (the Master's durable copy of what came over the bus)
     async def record_event(self, event: Event) -> bool:

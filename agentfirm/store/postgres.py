@@ -491,6 +491,16 @@ class PostgresStore:
         )
         return [Approval.model_validate(row) for row in rows]
 
+    async def list_pending_approvals(self, task_ids: Sequence[str]) -> list[Approval]:
+        if not task_ids:
+            return []
+        rows = await self._fetch(
+            "SELECT * FROM approvals WHERE decision = 'pending' AND task_id = ANY(%s)"
+            " ORDER BY task_id, created_at, id",
+            (list(task_ids),),
+        )
+        return [Approval.model_validate(row) for row in rows]
+
     # events
 
     async def record_event(self, event: Event) -> bool:

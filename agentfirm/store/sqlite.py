@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -538,6 +538,18 @@ class SQLiteStore(SQLiteLeases):
     async def list_approvals(self, task_id: str) -> list[Approval]:
         rows = await self._fetch(
             "SELECT * FROM approvals WHERE task_id = ? ORDER BY created_at, id", (task_id,)
+        )
+        return [approval_from_row(row) for row in rows]
+
+    async def list_pending_approvals(self, task_ids: Sequence[str]) -> list[Approval]:
+        if not task_ids:
+            return []
+        # One JSON parameter, not one per id: any number of ids, still one statement.
+        rows = await self._fetch(
+            "SELECT * FROM approvals WHERE decision = 'pending'"
+            " AND task_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY task_id, created_at, id",
+            (json.dumps(list(task_ids)),),
         )
         return [approval_from_row(row) for row in rows]
 

@@ -266,6 +266,8 @@ class FakeSource:
         self.fields = frozenset(
             {"request", "persona", "budget_usd", "offline", "attachments", "runner", "actor"}
         )
+        self.approval_reads: list[str] = []
+        """Task ids whose approvals were read, in order (the list reads none)."""
         self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
         """Module outputs the daemon has, by (task id, module id): none unless a test adds
         them, so the output viewer falls back to the draft's section."""
@@ -593,7 +595,14 @@ class FakeSource:
 
     # ------------------------------------------------------------------ Source
     async def tasks(self, *, limit: int = 200) -> list[dict[str, Any]]:
-        return self.rows[:limit]
+        return [{**row, "waiting_on": self._waiting_on(row)} for row in self.rows[:limit]]
+
+    def _waiting_on(self, row: dict[str, Any]) -> str | None:
+        """As the daemon tells it: the kind of the oldest pending approval of a task not final."""
+        if self.details[row["task_id"]]["status"] in FINAL_STATUSES:
+            return None
+        pending = [a for a in self.approval_rows[row["task_id"]] if a["decision"] == "pending"]
+        return str(pending[0]["kind"]) if pending else None
 
     async def task(self, task_id: str) -> dict[str, Any]:
         if task_id not in self.details:
@@ -604,6 +613,7 @@ class FakeSource:
         return self.cost_rows[task_id]
 
     async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
+        self.approval_reads.append(task_id)
         rows = self.approval_rows.get(task_id, [])
         return [a for a in rows if a["decision"] == "pending" or not pending]
 

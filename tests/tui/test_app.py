@@ -53,6 +53,19 @@ async def test_the_list_filters_and_opens_a_task(fake: FakeSource) -> None:
         await until(pilot, lambda: isinstance(app.screen, TaskListScreen), what="the list")
 
 
+async def test_the_list_tells_what_a_task_waits_on_from_its_row_alone(fake: FakeSource) -> None:
+    app = fake_app(fake)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        status = {str(k.value): str(table.get_cell(str(k.value), "status")) for k in table.rows}
+
+        assert status["t_failure"] == "⏸ module failed"  # executing, yet waiting for a person
+        assert status["t_plan"] == "⏸ plan approval"  # its status says it already
+        assert status["t_exec"] == "executing"
+        assert fake.approval_reads == []  # the rows' waiting_on: no request per task
+
+
 async def test_a_prompt_put_off_comes_back_with_a_and_decides(fake: FakeSource) -> None:
     app = fake_app(fake, open_task="t_plan")
     async with app.run_test(size=(100, 30)) as pilot:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -27,8 +26,8 @@ STATUS_LABEL = {
 ASKING_LABEL = {"failure": "⏸ module failed"}
 """A question asked in a status that does not say the task waits (see ``QUIET_WAITS``)."""
 QUIET_WAITS = frozenset({"executing"})
-"""Statuses a task keeps while it waits for a human (on a failed module's question): only its
-pending approvals tell."""
+"""Statuses a task keeps while it waits for a human (on a failed module's question): only the
+row's ``waiting_on`` (the kind of its pending approval) tells."""
 _WAITING_STYLE = STATUS_STYLE["awaiting_review"]
 
 
@@ -38,6 +37,12 @@ def status_cell(status: str, asking: str | None = None) -> Text:
     if asking is not None:
         return Text(ASKING_LABEL.get(asking, f"⏸ {asking}"), style=_WAITING_STYLE)
     return Text(STATUS_LABEL.get(status, status), style=STATUS_STYLE.get(status, ""))
+
+
+def asking(row: dict[str, Any]) -> str | None:
+    """What the task waits on, when its status does not say it waits."""
+    waiting = row.get("waiting_on")  # absent from an older daemon's rows
+    return str(waiting) if waiting and row.get("status") in QUIET_WAITS else None
 
 
 class TaskListScreen(Screen[None]):
@@ -61,8 +66,6 @@ class TaskListScreen(Screen[None]):
         self.ctx = ctx
         self.autoload = autoload
         self.rows: list[dict[str, Any]] = []
-        self.asking: dict[str, str] = {}
-        """task id → the kind of the question it waits on, for tasks in ``QUIET_WAITS``."""
         self._needle = ""
 
     def compose(self) -> ComposeResult:
@@ -103,23 +106,9 @@ class TaskListScreen(Screen[None]):
         except AgentfirmError as err:
             self.query_one("#error", Static).update(Text(f"⚠ {err}"))
             return
-        self.rows, self.asking = rows, await self._asking(rows)
+        self.rows = rows
         self.query_one("#error", Static).update("")
         self.render_rows()
-
-    async def _asking(self, rows: list[dict[str, Any]]) -> dict[str, str]:
-        """The pending question of each task whose status does not tell it waits: one request
-        per such task (the task summary does not carry its questions), all at once."""
-        quiet = [str(r["task_id"]) for r in rows if r.get("status") in QUIET_WAITS]
-        kinds = await asyncio.gather(*(self._pending_kind(task_id) for task_id in quiet))
-        return {task_id: kind for task_id, kind in zip(quiet, kinds, strict=True) if kind}
-
-    async def _pending_kind(self, task_id: str) -> str | None:
-        try:
-            pending = await self.ctx.source.approvals(task_id, pending=True)
-        except AgentfirmError:  # gone since the list was read, or the daemon hiccupped
-            return None
-        return str(pending[0].get("kind")) if pending else None
 
     def _visible(self) -> list[dict[str, Any]]:
         needle = self._needle
@@ -142,7 +131,7 @@ class TaskListScreen(Screen[None]):
         now = self.ctx.clock()
         for row in self._visible():
             table.add_row(
-                status_cell(str(row.get("status")), self.asking.get(str(row["task_id"]))),
+                status_cell(str(row.get("status")), asking(row)),
                 Text(clip(str(row.get("persona") or "—"), 16)),
                 spend(float(row.get("cost_usd") or 0), float(row.get("budget_usd") or 0), 8),
                 Text(age(row.get("created_at"), now)),
