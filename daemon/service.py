@@ -203,17 +203,8 @@ class TaskHost:
             if task.status.is_final or self.driving(task.id):
                 continue
             kind = WAITS_FOR.get(task.status)
-            if kind is not None:
-                answered = await self.decider.current(task.id, kind)
-                if answered is None:
-                    continue
-                if answered.decision == "pending":
-                    # not driven, so nobody asks again: a question whose announcement the stop
-                    # cut off is announced here, or no front end would ever show it
-                    await self.decider.announce(answered)
-                    continue
-                if kind == "budget" and answered.decision == "rejected":
-                    continue  # declined: it waits for a new ceiling (POST /tasks/ID/resume)
+            if kind is not None and not await self._waits_no_more(task, kind):
+                continue
             try:
                 master = self._master(is_offline(task))
             except ConfigError as err:
@@ -223,6 +214,30 @@ class TaskHost:
             resumed.append(task.id)
         log.info("daemon.resumed", count=len(resumed))
         return resumed
+
+    async def _waits_no_more(self, task: Task, kind: ApprovalKind) -> bool:
+        """Whether a task waiting on a ``kind`` question is driven at start: its question was
+        answered while the daemon was down, or never asked. This host asks right after moving
+        a task into a waiting status (its decider always writes the row), so a task it moved
+        there with no question since was stopped between the two writes; driving it asks the
+        question. A task someone else moved there may wait with no question by design (planned
+        by ``agentfirm plan``, its budget declined under ``--yes``) and is left waiting."""
+        answered = await self.decider.current(task.id, kind)
+        if answered is None:
+            moved = await self.app.store.list_transitions(task.id)
+            last = moved[-1] if moved else None
+            return (
+                last is not None
+                and last.to_status is task.status
+                and last.actor == self.decider.actor
+            )
+        if answered.decision == "pending":
+            # not driven, so nobody asks again: a question whose announcement the stop cut off
+            # is announced here, or no front end would ever show it
+            await self.decider.announce(answered)
+            return False
+        # declined budget: it waits for a new ceiling (POST /tasks/ID/resume)
+        return not (kind == "budget" and answered.decision == "rejected")
 
     # ------------------------------------------------------------------ the API's operations
     async def submit(

@@ -29,6 +29,7 @@ from agentfirm.build.module_runner import (
     ModuleRunner,
     Policy,
     Sleep,
+    announce_completed,
     publish_cost,
     retrying,
 )
@@ -131,6 +132,10 @@ class BuildMaster:
             for module_id, run in runs.items()
             if run.status is ModuleStatus.DONE and module_id in artifacts
         }
+        # Before this build starts: a completion the stop cut off belongs to the build before.
+        await announce_completed(
+            self.store, self.bus, task_id, [runs[m.id] for m in modules if m.id in done - skipped]
+        )
         research = self.research
         if research is not None and not await research.available(task_id):
             research = None

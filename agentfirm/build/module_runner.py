@@ -32,6 +32,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # A refused request or a rejected key fails the same way on every attempt.
 NOT_RETRYABLE = (FatalProviderError, ProviderAuthError)
 _MAX_EVENT_NOTES = 4000
+COMPLETED = "module.completed"
 
 
 class ModuleFailed(AgentfirmError):
@@ -108,6 +109,49 @@ async def retrying(
             )
             await policy.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def completed_payload(run: ModuleRun, *, simulated: bool, research_rounds: int) -> dict[str, Any]:
+    """What ``module.completed`` says of a module whose row ``run`` is done."""
+    return {
+        "cost_usd": nano_to_float(run.cost_nano),
+        "provider": run.provider,
+        "model": run.model,
+        "attempts": run.attempts,
+        "simulated": simulated,
+        "research_rounds": research_rounds,
+    }
+
+
+async def announce_completed(store: Store, bus: Bus, task_id: str, done: list[ModuleRun]) -> None:
+    """Publish ``module.completed`` for each ``done`` row whose completion is not on the bus.
+    Completing is two writes (the output with its done row, then the event): a process stopped
+    between them leaves a module front ends, which learn of progress only from events, show
+    running for ever. A completion is told apart by its ``attempts``, which keep counting across
+    runs, so a module completed again by a revision is announced once per completion."""
+    if not done:
+        return
+    events = await bus.replay(task_id)
+    announced = {(e.module_id, e.payload.get("attempts")) for e in events if e.type == COMPLETED}
+    lost = [run for run in done if (run.module_id, run.attempts) not in announced]
+    if not lost:
+        return
+    # research rounds of the run the stop cut off: those since its build started
+    rounds: dict[str | None, int] = {}
+    for event in events:
+        if event.type == "build.started":
+            rounds.clear()
+        elif event.type == "research.finished":
+            rounds[event.module_id] = rounds.get(event.module_id, 0) + 1
+    ledger = await store.list_ledger(task_id)
+    for run in lost:
+        calls = [e for e in ledger if e.module_id == run.module_id and e.outcome == "ok"]
+        simulated = calls[-1].simulated if calls else False
+        payload = completed_payload(
+            run, simulated=simulated, research_rounds=rounds.get(run.module_id, 0)
+        )
+        await bus.publish(task_id, COMPLETED, payload, module_id=run.module_id)
+        log.warning("module.completion_announced", task_id=task_id, module_id=run.module_id)
 
 
 @dataclass
@@ -273,18 +317,15 @@ class ModuleRunner:
         )
         # One transaction: an output saved under a row still saying running would be redone.
         await self.store.save_artifact(done.artifact, run=run)
+        # Kept current before the event: a build stopped while publishing it must not put the
+        # done row back to pending (``execute`` resets the rows it holds as running).
+        self.runs[run.module_id] = run
         self.artifacts[done.artifact.module_id] = done.artifact
+        rounds = len(self._research_md.get(run.module_id, []))
         await self._publish(
-            "module.completed",
+            COMPLETED,
             run.module_id,
-            {
-                "cost_usd": nano_to_float(run.cost_nano),
-                "provider": result.provider,
-                "model": result.model,
-                "attempts": run.attempts,
-                "simulated": result.simulated,
-                "research_rounds": len(self._research_md.get(run.module_id, [])),
-            },
+            completed_payload(run, simulated=result.simulated, research_rounds=rounds),
         )
         return run
 
