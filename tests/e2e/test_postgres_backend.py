@@ -20,14 +20,13 @@ from agentfirm.store.base import Store
 from agentfirm.store.cache import CachedStore
 from agentfirm.store.postgres import PostgresStore
 from tests.e2e.conftest import Cli
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 
 
-def test_a_task_runs_end_to_end_on_postgres(cli: Cli, pg_url: str) -> None:  # noqa: F811
+def test_a_task_runs_end_to_end_on_postgres(cli: Cli, pg_url: str) -> None:
     env = {"AGENTFIRM_DATABASE_URL": pg_url}
 
     result = cli("run", REQUEST, "--offline", "--yes", "--json", env=env)
@@ -69,7 +68,7 @@ def _delete_cache(data_dir: Path) -> list[str]:
 
 
 async def test_a_deleted_cache_is_rebuilt_when_the_app_starts_again(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     """Issue 4, acceptance 4: the SQLite cache is deleted while the app is stopped; on start it

@@ -17,8 +17,7 @@ from agentfirm.master.decisions import AutoDecider
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
 from tests.e2e.conftest import Cli
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401
-from tests.integration.redis_server import RedisServer, redis_server, redis_url  # noqa: F401
+from tests.integration.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -30,8 +29,8 @@ OUTAGE_S = 2.0
 
 def test_a_task_runs_end_to_end_on_redis_and_postgres(
     cli: Cli,
-    redis_url: str,  # noqa: F811
-    pg_url: str,  # noqa: F811
+    redis_url: str,
+    pg_url: str,
 ) -> None:
     env = {"AGENTFIRM_REDIS_URL": redis_url, "AGENTFIRM_DATABASE_URL": pg_url}
 
@@ -48,8 +47,8 @@ def test_a_task_runs_end_to_end_on_redis_and_postgres(
 @pytest.fixture
 async def team_app(
     tmp_path: Path,
-    redis_url: str,  # noqa: F811
-    pg_url: str,  # noqa: F811
+    redis_url: str,
+    pg_url: str,
 ) -> AsyncIterator[App]:
     env = {
         "AGENTFIRM_HOME": str(tmp_path / "home"),
@@ -69,7 +68,7 @@ async def team_app(
 
 async def test_redis_killed_mid_task_costs_time_never_events(
     team_app: App,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:
     """Redis is SIGKILLed when the first module completes and comes back (empty) seconds later:

@@ -18,8 +18,6 @@ import redis
 
 from agentfirm.bus.redis_work import WORK_STREAM
 from tests.e2e.conftest import Cli
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401
-from tests.integration.redis_server import redis_server, redis_url  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -42,7 +40,7 @@ def _until(check: Callable[[], Any], what: str) -> Any:
 
 
 @pytest.fixture
-def team_env(cli_env: dict[str, str], redis_url: str, pg_url: str) -> dict[str, str]:  # noqa: F811
+def team_env(cli_env: dict[str, str], redis_url: str, pg_url: str) -> dict[str, str]:
     return {
         **cli_env,
         "AGENTFIRM_REDIS_URL": redis_url,
@@ -84,8 +82,8 @@ def spawn(
 
 def test_a_worker_killed_mid_module_costs_time_never_work_or_money(
     spawn: Callable[..., subprocess.Popen[str]],
-    redis_url: str,  # noqa: F811
-    pg_url: str,  # noqa: F811
+    redis_url: str,
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     workers = {

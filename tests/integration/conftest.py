@@ -1,10 +1,6 @@
 """Fixtures integration tests share: ``store``, a SQLite store; ``app``, an ``App`` whose builds
-run on workers over a real Redis and Postgres, and ``queue``, its work queue. A module using those
-two imports the server fixtures they stand on::
-
-    from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
-    from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-"""
+run on workers over a real Redis and Postgres, and ``queue``, its work queue. The server fixtures
+those stand on come from ``tests/conftest.py``."""
 
 from __future__ import annotations
 

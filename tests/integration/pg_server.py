@@ -5,9 +5,8 @@ machine's own server (:5432) is never touched.
 initdb refuses to run as root, so as root the server runs as the ``postgres`` user (``runuser``).
 Under CI (``CI=true``) a missing binary fails the tests; elsewhere they are skipped.
 
-Use it by importing the fixtures into a test module::
-
-    from tests.integration.pg_server import pg_server, pg_url  # noqa: F401
+``tests/conftest.py`` registers it as a plugin, so every test can ask for its fixtures (do not
+import them into a module: that module would start a server of its own).
 
 ``pg_url`` is the session's migrated database with every row deleted before each test (a few
 milliseconds, where copying a database takes hundreds); ``pg_empty_url`` a new database without any

@@ -4,9 +4,8 @@ on the SAME port so a test can take Redis away from a running client and give it
 machine's own server (:6379) is never touched. Under CI (``CI=true``) a missing binary fails the
 tests; elsewhere they are skipped.
 
-Use it as a plugin from a test module (or a conftest)::
-
-    pytest_plugins = ("tests.integration.redis_server",)
+``tests/conftest.py`` registers it as a plugin, so every test can ask for its fixtures (do not
+import them into a module: that module would start a server of its own).
 
 ``redis_server`` is the session's server (running and empty at the start of each test that asks
 for ``redis_url``); ``unused_port`` a port nothing listens on. ``RedisServer`` also works without

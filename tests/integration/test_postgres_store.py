@@ -20,12 +20,7 @@ from agentfirm.store import db_admin
 from agentfirm.store.base import Store
 from agentfirm.store.postgres import PostgresStore
 from agentfirm.store.postgres_conn import apply_migrations, connect, postgres_migrations
-from tests.integration.pg_server import (  # noqa: F401 (fixtures)
-    PgServer,
-    pg_empty_url,
-    pg_server,
-    pg_url,
-)
+from tests.integration.pg_server import PgServer
 from tests.store_conformance import StoreConformance, created, entry, task_with_budget
 
 pytestmark = pytest.mark.integration
@@ -35,7 +30,7 @@ _KNOWN_VERSIONS = [m.version for m in postgres_migrations()]
 
 class TestPostgresStore(StoreConformance):
     @pytest.fixture
-    async def store(self, pg_url: str) -> AsyncIterator[Store]:  # noqa: F811
+    async def store(self, pg_url: str) -> AsyncIterator[Store]:
         store = PostgresStore(pg_url, max_size=10)
         await store.open()
         yield store
@@ -46,7 +41,7 @@ class TestPostgresStore(StoreConformance):
 
 
 async def test_reserves_through_separate_pools_fill_the_ceiling_exactly(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     async with PostgresStore(pg_url) as daemon, PostgresStore(pg_url) as worker:
         task_id = await task_with_budget(daemon, 20 * 7)
@@ -86,7 +81,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sy
 """
 
 
-async def test_reserve_across_processes_never_overspends(pg_url: str) -> None:  # noqa: F811
+async def test_reserve_across_processes_never_overspends(pg_url: str) -> None:
     async with PostgresStore(pg_url) as store:
         task_id = await task_with_budget(store, 100 * 7)
     procs = [
@@ -120,7 +115,7 @@ async def test_reserve_across_processes_never_overspends(pg_url: str) -> None:  
     assert budget.spent_nano == sum(e.cost_nano for e in ledger) == budget.ceiling_nano
 
 
-async def test_concurrent_settles_number_the_ledger_without_gaps(pg_url: str) -> None:  # noqa: F811
+async def test_concurrent_settles_number_the_ledger_without_gaps(pg_url: str) -> None:
     async with PostgresStore(pg_url) as daemon, PostgresStore(pg_url) as worker:
         task_id = await task_with_budget(daemon, 1_000)
         await asyncio.gather(*(daemon.reserve(task_id, f"c{i}", 10) for i in range(30)))
@@ -140,7 +135,7 @@ async def test_concurrent_settles_number_the_ledger_without_gaps(pg_url: str) ->
 # --- extras ---------------------------------------------------------------------------------------
 
 
-async def test_summarize_costs_agrees_with_summarizing_the_ledger(pg_url: str) -> None:  # noqa: F811
+async def test_summarize_costs_agrees_with_summarizing_the_ledger(pg_url: str) -> None:
     async with PostgresStore(pg_url) as store:
         task_id = await task_with_budget(store, 10_000)
         calls = [
@@ -209,7 +204,7 @@ def _rollup_and_ledger(url: str) -> tuple[list[tuple[object, ...]], list[tuple[o
 
 
 async def test_running_totals_count_repeated_groups_and_the_task_level_module(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     async with PostgresStore(pg_url) as store:
         task_id = await task_with_budget(store, 10_000)
@@ -233,7 +228,7 @@ async def test_running_totals_count_repeated_groups_and_the_task_level_module(
 
 
 async def test_running_totals_follow_bulk_inserts_updates_and_deletes(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     async with PostgresStore(pg_url) as store:
         task_id = await task_with_budget(store, 10_000)
@@ -279,7 +274,7 @@ async def test_running_totals_follow_bulk_inserts_updates_and_deletes(
 
 
 async def test_migrating_a_database_with_a_ledger_counts_it_into_the_totals(
-    pg_empty_url: str,  # noqa: F811
+    pg_empty_url: str,
 ) -> None:
     first, *later = postgres_migrations()
     conn = await connect(pg_empty_url)
@@ -303,7 +298,7 @@ async def test_migrating_a_database_with_a_ledger_counts_it_into_the_totals(
 
 
 async def test_migrating_a_database_with_totals_counts_them_into_the_firm_rollup(
-    pg_empty_url: str,  # noqa: F811
+    pg_empty_url: str,
 ) -> None:
     migrations = postgres_migrations()
     conn = await connect(pg_empty_url)
@@ -325,7 +320,7 @@ async def test_migrating_a_database_with_totals_counts_them_into_the_firm_rollup
 
 
 async def test_firm_summary_agrees_with_summarizing_every_task_s_ledger(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     async with PostgresStore(pg_url) as store:
         ledger = []
@@ -362,7 +357,7 @@ async def test_firm_summary_agrees_with_summarizing_every_task_s_ledger(
 
 
 async def test_stores_opening_a_new_database_at_once_migrate_it_once(
-    pg_empty_url: str,  # noqa: F811
+    pg_empty_url: str,
 ) -> None:
     stores = [PostgresStore(pg_empty_url, max_size=2) for _ in range(3)]
     try:
@@ -377,7 +372,7 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(
     assert versions == [(v,) for v in _KNOWN_VERSIONS]
 
 
-async def test_db_migrate_applies_pending_versions_once(pg_empty_url: str) -> None:  # noqa: F811
+async def test_db_migrate_applies_pending_versions_once(pg_empty_url: str) -> None:
     first = await db_admin.migrate(pg_empty_url)
     again = await db_admin.migrate(pg_empty_url)
 
@@ -385,7 +380,7 @@ async def test_db_migrate_applies_pending_versions_once(pg_empty_url: str) -> No
 
 
 async def test_db_status_lists_pending_versions_of_a_new_database(
-    pg_empty_url: str,  # noqa: F811
+    pg_empty_url: str,
 ) -> None:
     status = await db_admin.status(pg_empty_url)
 
@@ -397,7 +392,7 @@ async def test_db_status_lists_pending_versions_of_a_new_database(
     assert [m["version"] for m in status["pending"]] == _KNOWN_VERSIONS
 
 
-async def test_db_status_of_a_migrated_database_is_up_to_date(pg_url: str) -> None:  # noqa: F811
+async def test_db_status_of_a_migrated_database_is_up_to_date(pg_url: str) -> None:
     status = await db_admin.status(pg_url)
 
     assert (status["current_version"], status["pending"]) == (_KNOWN_VERSIONS[-1], [])
@@ -405,7 +400,7 @@ async def test_db_status_of_a_migrated_database_is_up_to_date(pg_url: str) -> No
 
 
 async def test_unreachable_server_fails_with_the_password_masked(
-    pg_server: PgServer,  # noqa: F811
+    pg_server: PgServer,
 ) -> None:
     url = f"postgresql://agentfirm:s3cret@127.0.0.1:{pg_server.port}/no_such_database"
 
@@ -420,7 +415,7 @@ async def test_unreachable_server_fails_with_the_password_masked(
 
 
 async def test_times_read_back_in_utc_whatever_the_server_time_zone(
-    pg_server: PgServer,  # noqa: F811
+    pg_server: PgServer,
 ) -> None:
     url = pg_server.create_database()
     try:
@@ -439,7 +434,7 @@ async def test_times_read_back_in_utc_whatever_the_server_time_zone(
 
 
 async def test_ids_sort_bytewise_under_a_linguistic_collation(
-    pg_server: PgServer,  # noqa: F811
+    pg_server: PgServer,
 ) -> None:
     url = pg_server.create_database("LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
     try:

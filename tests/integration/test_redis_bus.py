@@ -23,7 +23,6 @@ from agentfirm.domain import Event, utcnow
 if TYPE_CHECKING:
     from tests.integration.redis_server import RedisServer
 
-pytest_plugins = ("tests.integration.redis_server",)
 pytestmark = pytest.mark.integration
 
 # A guard against hanging forever when a behaviour is broken, not a timing assertion.

@@ -4,7 +4,6 @@ fakes of the Anthropic and Gemini APIs, with the cited pages kept in the notes."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,14 +39,6 @@ def anthropic_fake() -> Iterator[AnthropicFake]:
 def gemini_fake() -> Iterator[GeminiFake]:
     with running(GeminiFake()) as server:
         yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def spec_for(task_id: str) -> TaskSpec:

@@ -77,14 +77,6 @@ async def providers(
         await provider.aclose()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "agentfirm.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
 def module_messages(module_id: str) -> list[Message]:
     return [
         Message("system", "You are a specialist on a strategy consulting team."),

@@ -21,7 +21,6 @@ from agentfirm.settings import load_settings
 from agentfirm.store.base import Store
 from agentfirm.store.cache import CachedStore
 from agentfirm.store.postgres import PostgresStore
-from tests.integration.pg_server import pg_empty_url, pg_server, pg_url  # noqa: F401 (fixtures)
 from tests.store_conformance import StoreConformance, entry, event, task_with_budget, walk
 
 S = TaskStatus
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 class TestCachedStore(StoreConformance):
     @pytest.fixture
-    async def store(self, pg_url: str, tmp_path: Path) -> AsyncIterator[Store]:  # noqa: F811
+    async def store(self, pg_url: str, tmp_path: Path) -> AsyncIterator[Store]:
         store = CachedStore(pg_url, tmp_path / "cache.sqlite3", max_size=10)
         await store.open()
         yield store
@@ -99,7 +98,7 @@ class _Counting(CachedStore):
 
 
 async def test_a_deleted_cache_is_rebuilt_on_open_and_reads_back_identical(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "cache.sqlite3"
@@ -120,7 +119,7 @@ async def test_a_deleted_cache_is_rebuilt_on_open_and_reads_back_identical(
 
 
 async def test_changes_made_while_it_was_closed_are_read_on_open(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "cache.sqlite3"
@@ -145,7 +144,7 @@ async def test_changes_made_while_it_was_closed_are_read_on_open(
 
 
 async def test_changes_made_by_another_process_are_read_at_once(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     async with CachedStore(pg_url, tmp_path / "cache.sqlite3") as store:
@@ -164,7 +163,7 @@ async def test_changes_made_by_another_process_are_read_at_once(
 
 
 async def test_a_current_copy_is_served_without_fetching_its_rows_again(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     async with _Counting(pg_url, tmp_path / "cache.sqlite3") as store:
@@ -180,7 +179,7 @@ async def test_a_current_copy_is_served_without_fetching_its_rows_again(
     assert "cache_revs" in store.sent[0]
 
 
-async def test_a_damaged_cache_file_is_rebuilt(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_damaged_cache_file_is_rebuilt(pg_url: str, tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     async with PostgresStore(pg_url) as plain:
         task_id = await _fill(plain)
@@ -194,8 +193,8 @@ async def test_a_damaged_cache_file_is_rebuilt(pg_url: str, tmp_path: Path) -> N
 
 
 async def test_a_cache_filled_from_another_database_is_not_served(
-    pg_url: str,  # noqa: F811
-    pg_empty_url: str,  # noqa: F811
+    pg_url: str,
+    pg_empty_url: str,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "cache.sqlite3"
@@ -213,7 +212,7 @@ async def test_a_cache_filled_from_another_database_is_not_served(
     assert _cached_task_ids(path) == set()
 
 
-def test_the_cache_can_be_turned_off(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_the_cache_can_be_turned_off(pg_url: str, tmp_path: Path) -> None:
     env = {"AGENTFIRM_HOME": str(tmp_path), "AGENTFIRM_DATABASE_URL": pg_url}
 
     cached = _store_for(load_settings(env))
@@ -224,7 +223,7 @@ def test_the_cache_can_be_turned_off(pg_url: str, tmp_path: Path) -> None:  # no
 
 
 async def test_a_cache_that_cannot_be_kept_costs_speed_only(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     blocker = tmp_path / "not-a-directory"

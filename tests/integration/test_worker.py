@@ -21,8 +21,6 @@ from agentfirm.handoff.task_repo import RunRequest
 from agentfirm.handoff.worker_runner import WorkerRunner
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.worker import Worker, WorkerOptions, WorkerReport
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
-from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 
 if TYPE_CHECKING:
     from tests.integration.redis_server import RedisServer
@@ -127,8 +125,8 @@ async def queued_entries(url: str) -> int:
 async def test_work_lost_by_redis_restarting_empty_is_queued_again_and_finished(
     app: App,
     queue: RedisWorkQueue,
-    redis_server: RedisServer,  # noqa: F811
-    redis_url: str,  # noqa: F811
+    redis_server: RedisServer,
+    redis_url: str,
 ) -> None:
     master = app.master(AutoDecider())
     master.runner = worker_runner(app)
@@ -163,7 +161,7 @@ async def test_work_lost_by_redis_restarting_empty_is_queued_again_and_finished(
 async def test_a_second_wait_on_a_task_joins_its_queued_run_instead_of_queueing_another(
     app: App,
     queue: RedisWorkQueue,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     async with asyncio.timeout(GUARD_S):
         running = asyncio.create_task(app.master(AutoDecider()).run(REQUEST))

@@ -29,12 +29,7 @@ from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
 from agentfirm.store.base import Store
 from agentfirm.worker import Worker, WorkerOptions, WorkerReport
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
-from tests.integration.redis_server import (  # noqa: F401 (fixtures)
-    RedisServer,
-    redis_server,
-    redis_url,
-)
+from tests.integration.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +45,8 @@ Open = Callable[[str], Awaitable[App]]
 @pytest.fixture
 async def open_app(
     tmp_path: Path,
-    redis_url: str,  # noqa: F811
-    pg_url: str,  # noqa: F811
+    redis_url: str,
+    pg_url: str,
 ) -> AsyncIterator[Open]:
     """Opens an app on the shared Redis + Postgres with a home of its own, as a process on
     another machine would; all closed at the end."""
@@ -81,7 +76,7 @@ async def open_app(
 
 
 @pytest.fixture
-async def queues(redis_url: str) -> AsyncIterator[Callable[[], Awaitable[RedisWorkQueue]]]:  # noqa: F811
+async def queues(redis_url: str) -> AsyncIterator[Callable[[], Awaitable[RedisWorkQueue]]]:
     async with AsyncExitStack() as opened:
 
         async def open_one() -> RedisWorkQueue:
@@ -201,8 +196,8 @@ async def assert_every_module_ran_once(app: App, result: RunResult, url: str) ->
 async def test_redis_wiped_while_a_worker_is_mid_module_never_runs_a_module_twice(
     open_app: Open,
     queues: Callable[[], Awaitable[RedisWorkQueue]],
-    redis_server: RedisServer,  # noqa: F811
-    pg_url: str,  # noqa: F811
+    redis_server: RedisServer,
+    pg_url: str,
     wipe: str,
 ) -> None:
     master_app, a_app, b_app = [await open_app(name) for name in ("master", "a", "b")]
@@ -269,7 +264,7 @@ async def finishes(app: App, task_id: str) -> list[str]:
 async def test_a_worker_that_loses_its_lease_stops_and_the_next_takes_it_once_expired(
     open_app: Open,
     queues: Callable[[], Awaitable[RedisWorkQueue]],
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     lost: str,
 ) -> None:
     master_app, a_app, b_app = [await open_app(name) for name in ("master", "a", "b")]

@@ -16,8 +16,6 @@ from agentfirm.bus.redis_work import RedisWorkQueue, WorkClaim
 from agentfirm.domain import LedgerEntry
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.worker import Worker, WorkerOptions, stale_reservation_age
-from tests.integration.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
-from tests.integration.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +45,7 @@ def _row(task_id: str, call_id: str, cost_nano: int) -> LedgerEntry:
 async def test_a_takeover_releases_a_dead_holders_old_reservations_but_not_a_slow_ones(
     app: App,
     queue: RedisWorkQueue,
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     running = asyncio.create_task(app.master(AutoDecider()).run(REQUEST))
     store = app.store
