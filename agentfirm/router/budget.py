@@ -4,6 +4,8 @@ many calls run at once (the atomicity lives in ``Store.reserve``)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from agentfirm.domain import LedgerEntry
 from agentfirm.errors import BudgetExceeded
 from agentfirm.money import nano_to_usd
@@ -13,7 +15,7 @@ from agentfirm.store.base import BooksInline, Store
 class BudgetGuard:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._inline = store if isinstance(store, BooksInline) else None
+        self._inline = _books_inline(store)
 
     # The *_now methods book at once when the store can (``BooksInline``); False: nothing was
     # booked, await the async namesake.
@@ -48,3 +50,11 @@ class BudgetGuard:
         """Drop ``entry.call_id``'s reservation (if any) and write its ledger row (a failed or
         refused call, costing nothing)."""
         await self._store.record_call(entry)
+
+
+def _books_inline(store: Store) -> BooksInline | None:
+    """``store`` when its class books inline. Asked of the class, not the instance: a wrapper
+    forwarding unknown attributes to a SQLite store (to delay or fail its bookings) would
+    otherwise pass for one, and its own ``reserve``/``settle`` would never be called."""
+    names = ("reserve_now", "settle_now", "record_call_now")
+    return cast(BooksInline, store) if all(hasattr(type(store), n) for n in names) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -164,7 +164,6 @@ class Store(Protocol):
         """The task's lease, live or expired; None when nobody holds it."""
 
 
-@runtime_checkable
 class BooksInline(Protocol):
     """A store that can often make a budget booking this very instant, without suspending (the
     SQLite store, when its write lock is free). Each method books exactly as its async namesake

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from agentfirm.domain import Task, Tier
+from agentfirm.domain import LedgerEntry, Task, Tier
 from agentfirm.errors import BudgetExceeded, ConfigError
 from agentfirm.ids import new_id
 from agentfirm.router import build_router
@@ -202,6 +202,38 @@ async def test_bookings_wait_for_another_writer_when_they_cannot_be_made_at_once
     assert (row.call_id, row.cost_nano) == (result.call_id, result.cost_nano)
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (result.cost_nano, 0)
+
+
+async def test_a_store_wrapper_forwarding_attributes_has_its_own_bookings_called(
+    store: SQLiteStore,
+) -> None:
+    """A wrapper that forwards unknown attributes to a SQLite store (as fault-injecting test
+    stores do) is not taken for one that books inline: its reserve and settle are called."""
+    task_id = await funded_task(store)
+    seen: list[str] = []
+
+    class Forwarding:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+            seen.append("reserve")
+            return await store.reserve(task_id, call_id, amount_nano)
+
+        async def settle(self, call_id: str, entry: LedgerEntry) -> None:
+            seen.append("settle")
+            await store.settle(call_id, entry)
+
+    router = Router(
+        chains={"execution": [ALPHA]},
+        providers={"alpha": ScriptedProvider("alpha")},
+        pricer=PRICER,
+        store=Forwarding(),  # type: ignore[arg-type]
+    )
+    await call(router, task_id)
+
+    assert seen == ["reserve", "settle"]
+    assert len(await store.list_ledger(task_id)) == 1
 
 
 async def test_provider_sees_the_call_ids_bound_in_the_log_context(store: SQLiteStore) -> None:
