@@ -3,8 +3,6 @@ offline router scripted to fail one module): retry, skip and abort, each pressed
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,8 +17,7 @@ from textual.widgets import DataTable, Static
 
 from agentfirm.build.assembly import SKIPPED_NOTE
 from agentfirm.domain import Approval, ModuleStatus, TaskStatus
-from agentfirm.router.base import CallResult, Message
-from agentfirm.router.errors import RetryableProviderError
+from tests.fakes.flaky_router import Flaky
 from tests.tui.conftest import QUICK, Daemon
 from tests.tui.helpers import settle, task_screen, until
 from tests.tui.test_flows import create_task, prompt, until_final
@@ -38,33 +35,9 @@ def daemon_env() -> dict[str, str]:
     return dict(QUICK, AGENTFIRM_OFFLINE="1", AGENTFIRM_OFFLINE_LATENCY_MS="0")
 
 
-class Flaky:
-    """The daemon's offline router, failing ``FAILING``'s first ``failures`` calls (retryably, as
-    a provider outage does); every call's last prompt is kept by module."""
-
-    def __init__(self, inner: Any, failures: int) -> None:
-        self.inner = inner
-        self.failures = failures
-        self.calls: Counter[str] = Counter()
-        self.prompts: dict[str, list[str]] = {}
-
-    async def call(self, *, messages: Sequence[Message], **kwargs: Any) -> CallResult:
-        module_id = str(kwargs.get("module_id"))
-        self.calls[module_id] += 1
-        self.prompts.setdefault(module_id, []).append(messages[-1].content)
-        if module_id == FAILING and self.failures > 0:
-            self.failures -= 1
-            raise RetryableProviderError("every provider for tier execution failed: 503")
-        result: CallResult = await self.inner.call(messages=messages, **kwargs)
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def flaky(daemon: Daemon, failures: int) -> Flaky:
     app = daemon.host.app
-    router = Flaky(app.router, failures)
+    router = Flaky(app.router, failures, failing=FAILING)
     app._router = router  # type: ignore[assignment]
     return router
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -24,42 +22,14 @@ from agentfirm.master.decisions import AUTO_ACTOR, AutoDecider, Decider, Failure
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.personas import PersonaLibrary
 from agentfirm.router import build_router
-from agentfirm.router.base import CallResult, Message
-from agentfirm.router.errors import RetryableProviderError
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore
+from tests.fakes.flaky_router import Flaky
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 FAILING = "prior_art_search"
 DOWNSTREAM = {"claim_chart", "novelty_analysis", "claims_drafting", "filing_recommendation"}
 INDEPENDENT = {"feature_breakdown", "non_patent_literature_search"}
-
-
-class Flaky:
-    """The real offline router, failing ``FAILING``'s first ``failures`` calls."""
-
-    def __init__(self, inner: Any, failures: int) -> None:
-        self.inner = inner
-        self.failures = failures
-        self.calls: Counter[str] = Counter()
-        self.prompts: dict[str, list[str]] = {}
-
-    async def call(self, *, messages: Sequence[Message], **kwargs: Any) -> CallResult:
-        module_id = str(kwargs.get("module_id"))
-        self.calls[module_id] += 1
-        self.prompts.setdefault(module_id, []).append(messages[-1].content)
-        if module_id == FAILING and self.failures > 0:
-            self.failures -= 1
-            raise RetryableProviderError("every provider for tier execution failed: 503")
-        result: CallResult = await self.inner.call(messages=messages, **kwargs)
-        return result
-
-    def entry_for(self, tier: Any) -> Any:
-        return self.inner.entry_for(tier)
-
-    def estimate_nano(self, tier: Any, input_tokens: int, output_tokens: int) -> int:
-        value: int = self.inner.estimate_nano(tier, input_tokens, output_tokens)
-        return value
 
 
 class Choosing(AutoDecider):
@@ -130,7 +100,7 @@ def _master(
 def _flaky(parts: tuple[SQLiteStore, SQLiteLogBus, Path], failures: int) -> Flaky:
     store, _bus, root = parts
     settings = load_settings({"AGENTFIRM_HOME": str(root), "AGENTFIRM_OFFLINE": "1"})
-    return Flaky(build_router(settings, store, available={"offline"}), failures)
+    return Flaky(build_router(settings, store, available={"offline"}), failures, failing=FAILING)
 
 
 async def _statuses(store: SQLiteStore, task_id: str) -> dict[str, ModuleStatus]:
