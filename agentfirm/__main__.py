@@ -1,3 +1,3 @@
-from agentfirm.cli import main
+from agentfirm.cli.app import main
 
 main()

@@ -37,8 +37,10 @@ class ConfigError(BadInput):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        count = len(problems)
-        head = f"{count} configuration problem{'s' if count != 1 else ''}"
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(f"configuration problem: {problems[0]}")
+            return
+        head = f"{len(problems)} configuration problems"
         super().__init__(head + ":\n  - " + "\n  - ".join(problems))
 
 
@@ -58,6 +60,53 @@ class SecretStoreError(AgentfirmError):
     """The secret store cannot do what was asked (e.g. no keyring backend)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class DamagedFile(AgentfirmError):
+    """A data file agentfirm keeps (a SQLite database) is damaged. Nothing was written to it;
+    the message names the file and the hint says how to get going again. Exit code 2, as for a
+    bad configuration: the user must act on the file — and the daemon's client says it so too."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DiskFull(AgentfirmError):
+    """A write failed for want of space on the disk holding ``path``. Nothing is marked failed:
+    the task stops where it was and ``agentfirm resume`` goes on once space is freed."""
+
+    def __init__(self, path: object, detail: str = "", *, hint: str | None = None) -> None:
+        self.path = str(path)
+        self.detail = detail
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(
+            f"disk full: cannot write {self.path}{suffix}",
+            hint=hint or "free space on that disk, then resume the task (agentfirm resume ID)",
+        )
+
+    def for_task(self, task_id: str) -> DiskFull:
+        """The same error, its hint naming the command that goes on with ``task_id``."""
+        return DiskFull(
+            self.path, self.detail, hint=f"free space there, then: agentfirm resume {task_id}"
+        )
+
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, without importing sqlite3 here
+_ENOSPC_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT (Linux)
+
+
+def disk_full(err: BaseException, path: object | None = None) -> DiskFull | None:
+    """``err`` as a ``DiskFull`` when it says the disk is full — SQLite's "database or disk is
+    full", or an ``OSError`` ENOSPC/EDQUOT (its own file name preferred to ``path``) — else
+    None."""
+    if isinstance(err, DiskFull):
+        return err
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF == _SQLITE_FULL:
+        return DiskFull(path if path is not None else "the database", str(err))
+    if isinstance(err, OSError) and err.errno in _ENOSPC_ERRNOS:
+        where = err.filename if err.filename is not None else path
+        return DiskFull(where if where is not None else "a file", err.strerror or str(err))
+    return None
 
 
 class ProviderError(AgentfirmError):

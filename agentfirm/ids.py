@@ -9,11 +9,9 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
 def _b32(n: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        n, r = divmod(n, 32)
-        out.append(_ALPHABET[r])
-    return "".join(reversed(out))
+    """The last ``width`` base-32 digits of ``n``, most significant first."""
+    # Shifts and masks, not divmod in a loop: an id is made for every LLM call and every row.
+    return "".join([_ALPHABET[(n >> shift) & 31] for shift in range(5 * (width - 1), -1, -5)])
 
 
 def new_id(prefix: str) -> str:

@@ -10,9 +10,20 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+if "structlog" not in sys.modules and "rich" not in sys.modules:
+    # structlog imports rich, and through it pygments, to draw tracebacks on a terminal: more
+    # than importing typer, on every command that logs. agentfirm draws its own plainly
+    # (configure_logging), so rich is hidden while structlog loads — and there for whoever
+    # imports it after.
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog
+    finally:
+        del sys.modules["rich"]
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -64,7 +75,18 @@ class _AgentfirmHandler(logging.Handler):
 
 
 class _FileHandler(logging.FileHandler, _AgentfirmHandler):
-    pass
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A log file that cannot be written (a full disk) must not put logging's own traceback
+        # on the user's terminal: the command reports the real error itself, and a record lost
+        # from a file nobody can write to is all that is lost.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+    def close(self) -> None:
+        # Closing flushes what a full disk refused; that, too, is no reason to fail the caller.
+        with suppress(OSError):
+            super().close()
 
 
 class _StderrHandler(logging.StreamHandler, _AgentfirmHandler):  # type: ignore[type-arg]
@@ -110,7 +132,10 @@ def configure_logging(
     handlers[0].setFormatter(formatter(structlog.processors.JSONRenderer()))
     if debug:
         console = _StderrHandler(sys.stderr)
-        console.setFormatter(formatter(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())))
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+        console.setFormatter(formatter(renderer))
         handlers.append(console)
     own_records = _OwnRecords(max(threshold, logging.WARNING))
     root = logging.getLogger()

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 APP_DIR = "agentfirm"
+PRIVATE_UMASK = 0o077
+"""Files this process creates are 0600, folders 0700: requests, deliverables, ledgers and
+logs are the user's alone, whatever umask the shell had."""
+
+
+HOME_VAR = "AGENTFIRM_HOME"
+
+
+def home_from(env: Mapping[str, str | None]) -> Path | None:
+    """``AGENTFIRM_HOME`` from ``env`` (any case, as settings read it), or None."""
+    wanted = HOME_VAR.lower()
+    for name, value in env.items():
+        if name.lower() == wanted and value:
+            return Path(value)
+    return None
 
 
 def _user_home(env: Mapping[str, str]) -> Path:
@@ -21,6 +37,24 @@ def _xdg(env: Mapping[str, str], name: str, default: Path) -> Path:
     if value and Path(value).is_absolute():
         return Path(value) / APP_DIR
     return default / APP_DIR
+
+
+def _unusable(directory: Path, err: OSError) -> Exception:
+    """Why agentfirm cannot keep its files in ``directory``: bad input (exit 2) naming the
+    directory and the settings that place it, or ``DiskFull`` when the disk is."""
+    from agentfirm.errors import BadInput, disk_full
+
+    full = disk_full(err, directory)
+    if full is not None:
+        return full
+    if isinstance(err, FileExistsError | NotADirectoryError):
+        why = "a file is in the way" if directory.exists() else "a part of its path is a file"
+    else:
+        why = err.strerror or str(err)
+    return BadInput(
+        f"cannot use {directory} for agentfirm's files: {why}",
+        hint=f"point {HOME_VAR} (or the XDG_*_HOME variables) at a directory you can write",
+    )
 
 
 @dataclass(frozen=True)
@@ -56,12 +90,21 @@ class Paths:
         )
 
     def ensure(self) -> None:
-        """Create every directory (idempotent). The runtime dir holds the daemon socket, so it is
-        private to the user (0700) whatever the umask."""
-        for directory in (self.config_dir, self.data_dir, self.state_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.runtime_dir.chmod(0o700)
+        """Create every directory (idempotent), private to the user (0700) whatever the umask,
+        and set this process's umask to ``PRIVATE_UMASK``: everything made under them from here
+        on — SQLite files, logs, git repos, sockets, outboxes, and whatever child processes
+        (git, a notebook's kernel, the daemon) make — is private too. Directories an older
+        version made group- or world-readable are made private again."""
+        os.umask(PRIVATE_UMASK)
+        for directory in (self.config_dir, self.data_dir, self.state_dir, self.runtime_dir):
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if directory.stat().st_mode & 0o077:
+                    directory.chmod(0o700)
+                if not os.access(directory, os.W_OK | os.X_OK):
+                    raise PermissionError(13, "Permission denied", str(directory))
+            except OSError as err:
+                raise _unusable(directory, err) from err
 
     @property
     def db_path(self) -> Path:

@@ -33,6 +33,14 @@ _KEY_SHAPES = re.compile(
     r")"
 )
 
+# Every shape above starts with one of these. Looking for them alone first is several times
+# faster than the shapes' pattern, whose look-behind makes ``re`` try every position of the text:
+# some 40 us a KB, and a module's prompt carries tens of KB.
+_SHAPE_STARTS = tuple(
+    re.compile(start)
+    for start in (r"sk-", r"AIza", r"gh[pousr]_", r"github_pat_", r"xox[abpr]-", r"xapp-")
+)
+
 _T = TypeVar("_T")
 
 
@@ -62,6 +70,8 @@ class Redactor:
         pattern = self._pattern  # one read: a concurrent ``add`` swaps it whole
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
+        if not any(start.search(text) for start in _SHAPE_STARTS):
+            return text
         return _KEY_SHAPES.sub(REDACTED, text)
 
     def redact_obj(self, obj: _T) -> _T:

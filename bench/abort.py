@@ -27,10 +27,10 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentfirm.build.budget_gate import BuildAborted
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.budget_gate import BuildAborted
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import ModuleSpec, Plan, Task, TaskSpec
+from agentfirm.domain.models import ModuleSpec, Plan, Task, TaskSpec
 from agentfirm.ids import new_id
 from agentfirm.money import usd_to_nano
 from agentfirm.router.chains import resolve_chains

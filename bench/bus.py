@@ -3,7 +3,10 @@
 (never the machine's own). Run: ``.venv/bin/python bench/bus.py [--events N]``.
 
 Throughput: one publisher awaiting each publish as fast as it can, one subscriber on a separate
-client, both in this process; events/s = events / (first publish → last consume).
+client, both in this process; events/s = events / (first publish → last consume). One round's
+ratio swings from run to run (0.57x to 1.20x seen), so the sides run in ``--rounds`` rounds (at
+least 5), the side that goes first alternating, and the ratios printed are medians of the
+rounds' ratios.
 Latency: the same pair at a steady ``--rate`` events/s, so it measures delivery, not queueing.
 Outage: publishes/s while Redis is down (they go to the disk outbox) and the time to drain the
 outbox once Redis is back.
@@ -133,7 +136,39 @@ def _row(name: str, values: list[Any]) -> str:
     return f"{name:<22}" + "".join(f"{v:>12}" for v in values)
 
 
-async def main(events: int, rate: float, outage_events: int) -> None:
+@dataclass(frozen=True)
+class Round:
+    raw: Run
+    bus: Run
+    raw_paced: Run
+    bus_paced: Run
+
+
+async def _round(url: str, workdir: Path, n: int, events: int, rate: float) -> Round:
+    """One round of both sides, flat out and paced; which side goes first alternates by round,
+    so a warm-up or a busy spell on a shared machine favours neither."""
+    latency_n = max(100, int(rate * 2))
+
+    async def raw() -> tuple[Run, Run]:
+        flat = await _raw(url, f"bench:raw:{n}", events, 0)
+        return flat, await _raw(url, f"bench:raw-paced:{n}", latency_n, rate)
+
+    async def bus() -> tuple[Run, Run]:
+        flat = await _bus(url, workdir, f"bench-throughput-{n}", events, 0)
+        return flat, await _bus(url, workdir, f"bench-paced-{n}", latency_n, rate)
+
+    if n % 2 == 0:
+        raw_runs, bus_runs = await raw(), await bus()
+    else:
+        bus_runs, raw_runs = await bus(), await raw()
+    return Round(raw_runs[0], bus_runs[0], raw_runs[1], bus_runs[1])
+
+
+def _median_ratio(rounds: list[Round], of: Callable[[Round], float]) -> float:
+    return statistics.median(of(r) for r in rounds)
+
+
+async def main(events: int, rate: float, outage_events: int, rounds: int) -> None:
     binary = find_redis_server()
     if binary is None:
         sys.exit("bench/bus.py: redis-server not found on PATH (install redis-server)")
@@ -142,66 +177,72 @@ async def main(events: int, rate: float, outage_events: int) -> None:
         server = RedisServer(binary, workdir)
         server.start()
         try:
-            raw = await _raw(server.url, "bench:raw", events, 0)
-            bus = await _bus(server.url, workdir, "bench-throughput", events, 0)
-            latency_n = max(100, int(rate * 2))
-            raw_paced = await _raw(server.url, "bench:raw-paced", latency_n, rate)
-            bus_paced = await _bus(server.url, workdir, "bench-paced", latency_n, rate)
+            done = [await _round(server.url, workdir, n, events, rate) for n in range(rounds)]
             buffered, drain_s = await _outage(server, workdir, outage_events)
         finally:
             server.kill()
 
+    latency_n = max(100, int(rate * 2))
     print(
         f"Redis bus benchmark — own redis-server on {server.url}, Python {sys.version.split()[0]}"
     )
-    print(f"throughput: {events} events flat out; latency: {latency_n} events at {rate:.0f}/s\n")
+    print(
+        f"{rounds} rounds, the side that goes first alternating; each round: {events} events "
+        f"flat out, then {latency_n} events at {rate:.0f}/s\n"
+    )
     head = ["events/s", "p50 ms", "p99 ms", "p50 ms", "p99 ms"]
     print(_row("", ["flat out", "", "", f"at {rate:.0f}/s", ""]))
     print(_row("", head))
     for name, flat, paced in (
-        ("raw XADD/XREAD", raw, raw_paced),
-        ("RedisStreamsBus", bus, bus_paced),
+        ("raw XADD/XREAD", [r.raw for r in done], [r.raw_paced for r in done]),
+        ("RedisStreamsBus", [r.bus for r in done], [r.bus_paced for r in done]),
     ):
         print(
             _row(
-                name,
+                f"{name} (median)",
                 [
-                    f"{flat.events_per_s:,.0f}",
-                    f"{flat.p50_ms:.2f}",
-                    f"{flat.p99_ms:.2f}",
-                    f"{paced.p50_ms:.2f}",
-                    f"{paced.p99_ms:.2f}",
+                    f"{statistics.median(f.events_per_s for f in flat):,.0f}",
+                    f"{statistics.median(f.p50_ms for f in flat):.2f}",
+                    f"{statistics.median(f.p99_ms for f in flat):.2f}",
+                    f"{statistics.median(p.p50_ms for p in paced):.2f}",
+                    f"{statistics.median(p.p99_ms for p in paced):.2f}",
                 ],
             )
         )
+    throughput = [r.bus.events_per_s / r.raw.events_per_s for r in done]
     print(
         _row(
-            "bus / raw",
+            "bus / raw (median)",
             [
-                f"{bus.events_per_s / raw.events_per_s:.2f}x",
-                f"{bus.p50_ms / raw.p50_ms:.1f}x",
-                f"{bus.p99_ms / raw.p99_ms:.1f}x",
-                f"{bus_paced.p50_ms / raw_paced.p50_ms:.1f}x",
-                f"{bus_paced.p99_ms / raw_paced.p99_ms:.1f}x",
+                f"{statistics.median(throughput):.2f}x",
+                f"{_median_ratio(done, lambda r: r.bus.p50_ms / r.raw.p50_ms):.1f}x",
+                f"{_median_ratio(done, lambda r: r.bus.p99_ms / r.raw.p99_ms):.1f}x",
+                f"{_median_ratio(done, lambda r: r.bus_paced.p50_ms / r.raw_paced.p50_ms):.1f}x",
+                f"{_median_ratio(done, lambda r: r.bus_paced.p99_ms / r.raw_paced.p99_ms):.1f}x",
             ],
         )
     )
+    print("throughput ratio by round: " + ", ".join(f"{t:.2f}x" for t in throughput))
     print(
         f"\nRedis down: {outage_events} publishes buffered at {buffered:,.0f}/s; "
         f"outbox drained {drain_s * 1000:.0f} ms after Redis came back"
     )
+    ratio = statistics.median(throughput)
+    p99 = statistics.median(r.bus_paced.p99_ms for r in done)
     print(
-        "targets: bus ≥ 0.5x raw throughput "
-        f"({'met' if bus.events_per_s >= 0.5 * raw.events_per_s else 'NOT met'}), "
-        f"p99 ≤ 10 ms at {rate:.0f}/s ({'met' if bus_paced.p99_ms <= 10 else 'NOT met'})"
+        f"targets: bus ≥ 0.5x raw throughput ({'met' if ratio >= 0.5 else 'NOT met'}), "
+        f"p99 ≤ 10 ms at {rate:.0f}/s ({'met' if p99 <= 10 else 'NOT met'})"
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=5_000, help="flat-out events a round")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s for latency")
     parser.add_argument("--outage-events", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (at least 5)")
     args = parser.parse_args()
+    if args.rounds < 5:
+        parser.error("--rounds must be at least 5: one round's ratio swings from run to run")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    asyncio.run(main(args.events, args.rate, args.outage_events))
+    asyncio.run(main(args.events, args.rate, args.outage_events, args.rounds))

@@ -15,7 +15,24 @@ themselves (``scan``). Target: 50 ms.
 PostgreSQL is a throwaway server started on a free loopback port (as the integration tests do)
 unless ``--pg-url`` names one; its database must be empty or already agentfirm's.
 
+``--command``: instead, ``agentfirm costs ID --json`` for a 100,000-call task in a 1,000,000-row
+SQLite ledger (10 tasks x 100,000 calls), side by side with a plain SQL SUM over that task
+(issue 17: at most 3x). "Plain SQL SUM" is ``SELECT SUM(cost_nano) FROM ledger WHERE task_id =
+?`` on the store's own file, with the store's own schema and indexes, timed two ways:
+
+- in one process: ``api.views.task_costs`` (what the command runs: totals and the first 50
+  calls) on an open store, against the SUM on its own open connection — the queries alone;
+- process against process, which is what the issue's figure is: the real command, ``python -m
+  agentfirm costs ID --json`` — in-process (``--no-daemon``: start-up, settings, opening the
+  store and all), then through a daemon started on the same home (what a user gets while one
+  runs) — against ``python -c 'import sqlite3, sys; db = sqlite3.connect(path);
+  print(db.execute(SUM, (task,)).fetchone()[0])'`` run by the same interpreter: each a new
+  process, in turn, the ratio taken round by round (median), with wall time and peak memory.
+
+The file is filled once and then only read, as a user's ledger is between two tasks.
+
     python bench/ledger_query.py [--tasks 1000] [--calls 1000] [--repeat 20] [--pg-url URL]
+    python bench/ledger_query.py --command [--repeat 20]
 """
 
 from __future__ import annotations
@@ -43,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentfirm.store import db_admin
 from agentfirm.store.postgres import PostgresStore
-from agentfirm.store.postgres_conn import connect
+from agentfirm.store.postgres.conn import connect
 
 TARGET_MS = 50.0
 
@@ -184,15 +201,164 @@ def report(store: str, rows: int, fill_s: float, results: dict[str, list[float]]
         )
 
 
+COMMAND_TASKS, COMMAND_CALLS = 10, 100_000
+SUM_SQL = "SELECT SUM(cost_nano) FROM ledger WHERE task_id = ?"
+COMMAND_TARGET = 3.0
+PACKAGES = ("agentfirm", "daemon", "tui")
+
+
+async def _in_process(db_path: Path, task_id: str, repeat: int) -> tuple[float, float]:
+    """Median ms of ``task_costs`` (totals and the default 50 calls) and of the SUM."""
+    from agentfirm.api.views import task_costs
+    from agentfirm.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        async with aiosqlite.connect(db_path) as db:
+            view = await timed(lambda: task_costs(store, task_id), repeat)
+            total = await timed(lambda: db.execute_fetchall(SUM_SQL, (task_id,)), repeat)
+    finally:
+        await store.close()
+    return statistics.median(view), statistics.median(total)
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall ms of one run of ``argv`` and its peak resident memory in KiB. The peak is the one
+    ``/usr/bin/time`` reads from its own child when it is installed (a child of this process,
+    big after the fill, starts life counted at this process's size), else the kernel's figure
+    for this process's child (an upper bound then)."""
+    import os
+    import shutil
+    import subprocess
+
+    timer = shutil.which("time", path="/usr/bin")
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
+        wrapped = [timer, "-f", "%M", "-o", peak_file.name, *argv] if timer else argv
+        began = time.perf_counter()
+        pid = subprocess.Popen(wrapped, env={**os.environ, **env}, stdout=subprocess.DEVNULL).pid
+        _, status, usage = os.wait4(pid, 0)
+        ms = (time.perf_counter() - began) * 1000
+        if status != 0:
+            raise SystemExit(f"{argv} failed with status {status}")
+        peak = peak_file.read().strip().splitlines()
+    return ms, int(peak[-1]) if timer and peak else usage.ru_maxrss
+
+
+def _paired_ms(
+    a: list[str], b: list[str], env: dict[str, str], rounds: int
+) -> tuple[float, float, float, int, int]:
+    """``a`` and ``b`` run in turn (A B, B A, A B…: neither always goes first, so a busy spell
+    on a shared machine hits both alike), after one warm-up run each: median ms of each, the
+    median of the round-by-round ratios a/b, and each one's peak memory in KiB."""
+    _run(a, env), _run(b, env)
+    a_ms, b_ms, ratios, a_kib, b_kib = [], [], [], 0, 0
+    for r in range(rounds):
+        if r % 2:
+            (tb, kb), (ta, ka) = _run(b, env), _run(a, env)
+        else:
+            (ta, ka), (tb, kb) = _run(a, env), _run(b, env)
+        a_ms.append(ta)
+        b_ms.append(tb)
+        ratios.append(ta / tb)
+        a_kib, b_kib = max(a_kib, ka), max(b_kib, kb)
+    return (
+        statistics.median(a_ms),
+        statistics.median(b_ms),
+        statistics.median(ratios),
+        a_kib,
+        b_kib,
+    )
+
+
+def bench_command(repeat: int) -> None:
+    from agentfirm.domain.models import Task
+    from agentfirm.store.sqlite import SQLiteStore
+
+    rows = COMMAND_TASKS * COMMAND_CALLS
+    task_id = f"t_{COMMAND_TASKS // 2:06d}"
+    with tempfile.TemporaryDirectory(prefix="agentfirm-bench-") as tmp:
+        home = Path(tmp) / "home"
+        db_path = home / "data" / "agentfirm.db"
+        db_path.parent.mkdir(parents=True)
+        asyncio.run(db_admin.migrate(f"sqlite:///{db_path}"))
+
+        async def tasks() -> None:
+            store = SQLiteStore(db_path)
+            await store.open()
+            for t in range(COMMAND_TASKS):
+                await store.create_task(Task(id=f"t_{t:06d}", request="bench"), actor="bench")
+            await store.close()
+
+        asyncio.run(tasks())
+        began = time.perf_counter()
+        fill_sqlite(db_path, COMMAND_TASKS, COMMAND_CALLS)
+        print(
+            f"costs command: {rows:,} ledger rows ({COMMAND_TASKS} tasks x {COMMAND_CALLS:,}"
+            f" calls), filled in {time.perf_counter() - began:.1f} s"
+        )
+        view_ms, sum_ms = asyncio.run(_in_process(db_path, task_id, repeat))
+        ratio = view_ms / sum_ms
+        verdict = "ok" if ratio <= COMMAND_TARGET else "MISS"
+        print(
+            f"in process: task_costs {view_ms:.2f} ms, SUM {sum_ms:.2f} ms,"
+            f" ratio {ratio:.2f} (target <= {COMMAND_TARGET:g})  {verdict}"
+        )
+        env = {"AGENTFIRM_HOME": str(home), "NO_COLOR": "1"}
+        command = [sys.executable, "-m", "agentfirm", "costs", task_id, "--json"]
+        plain = [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            f" print(db.execute({SUM_SQL!r}, (sys.argv[2],)).fetchone()[0])",
+            str(db_path),
+            task_id,
+        ]
+        # Byte-compiled first, as pip does at install (see bench/cli_startup.sh).
+        root = Path(__file__).resolve().parent.parent
+        _run([sys.executable, "-m", "compileall", "-q", *(str(root / d) for d in PACKAGES)], {})
+        rounds = max(5, repeat // 2)
+        in_process = [*command, "--no-daemon"]
+        _versus("in-process (--no-daemon)", in_process, plain, env, rounds)
+        daemon = [sys.executable, "-m", "agentfirm", "daemon"]
+        _run([*daemon, "start"], env)
+        try:
+            _versus("through the daemon", command, plain, env, rounds)
+        finally:
+            _run([*daemon, "stop"], env)
+        all_ms, all_kib = _run([*in_process, "--all"], env)
+        print(
+            f"agentfirm costs ID --json --all --no-daemon: {all_ms:.0f} ms"
+            f" ({all_kib / 1024:.0f} MiB peak)"
+        )
+
+
+def _versus(
+    label: str, command: list[str], plain: list[str], env: dict[str, str], rounds: int
+) -> None:
+    command_ms, plain_ms, ratio, command_kib, plain_kib = _paired_ms(command, plain, env, rounds)
+    verdict = "ok" if ratio <= COMMAND_TARGET else "MISS"
+    print(
+        f"process against process, {label}: agentfirm costs ID --json {command_ms:.0f} ms"
+        f" ({command_kib / 1024:.0f} MiB peak), python + SUM {plain_ms:.0f} ms"
+        f" ({plain_kib / 1024:.0f} MiB peak): ratio {ratio:.2f} (target <= {COMMAND_TARGET:g},"
+        f" median of {rounds} rounds)  {verdict}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=1000, help="ledger rows per task")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--pg-url", help="an existing PostgreSQL database to fill (default: own)")
+    parser.add_argument("--command", action="store_true", help="time `agentfirm costs` instead")
     args = parser.parse_args()
     # The migrations' info lines would interleave with the figures.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.command:
+        bench_command(args.repeat)
+        return
     rows, task_id = args.tasks * args.calls, f"t_{args.tasks // 2:06d}"
     print(
         f"cost-summary query, {rows:,} ledger rows ({args.tasks} tasks x {args.calls} calls);"

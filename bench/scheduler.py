@@ -37,8 +37,8 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentfirm.build.scheduler import run_dag, waves
-from agentfirm.domain import ModuleSpec
+from agentfirm.build_master.scheduler import run_dag, waves
+from agentfirm.domain.models import ModuleSpec
 from agentfirm.router.base import Message, ProviderRequest
 from agentfirm.router.providers.offline import OfflineProvider
 

@@ -84,7 +84,7 @@ else:
     if kind == "fake":
         sys.path.insert(0, sys.argv[3])
         from agentfirm.tui.context import Context
-        from tests.tui.fake_source import FakeSource
+        from tests.tui.fixed_data import FakeSource
 
         tui.AgentfirmApp(Context(FakeSource(), animate=False, refresh_s=0)).run()
     else:
@@ -179,7 +179,7 @@ def paint_bench(runs: int) -> None:
     settings = load_settings(env, cwd=home)
     process.start(settings, env=env)
     try:
-        from agentfirm.daemon.client import DaemonClient
+        from agentfirm.api.client import DaemonClient
 
         with DaemonClient(process.socket_path(settings.paths)) as client:
             for n in range(3):
@@ -219,24 +219,21 @@ def paint_bench(runs: int) -> None:
 def _wire_source() -> Any:
     """The fixed-data source, but live events cross as JSON lines parsed on arrival, as they
     come from the daemon's stream."""
-    from tests.tui.fake_source import FakeSource
+    from tests.tui.fixed_data import FakeSource
 
     class WireSource(FakeSource):
-        def push(self, task_id: str, events: list[dict[str, Any]]) -> None:
-            super().push(task_id, [json.dumps(e) for e in events])  # type: ignore[misc]
-
         async def events(
             self, task_id: str, *, after_seq: int = 0
         ) -> AsyncIterator[dict[str, Any]]:
             async for item in super().events(task_id, after_seq=after_seq):
-                yield json.loads(item) if isinstance(item, str) else item
+                yield json.loads(json.dumps(item))
 
     return WireSource()
 
 
 def _events(start_seq: int, count: int) -> list[dict[str, Any]]:
     """A realistic mix on the seven modules: started, cost, completed, in turn."""
-    from tests.tui.fake_source import PATENT_MODULES, at
+    from tests.tui.fixed_data import PATENT_MODULES, at
 
     events = []
     for n in range(count):
@@ -288,7 +285,7 @@ async def _rate_run(tab: str, rate: int, seconds: float, max_lag: float) -> Lag:
     from agentfirm.tui.app import AgentfirmApp
     from agentfirm.tui.context import Context
 
-    from tests.tui.fake_source import NOW
+    from tests.tui.fixed_data import NOW
     from tests.tui.helpers import settle, task_screen, until
 
     source = _wire_source()
@@ -331,7 +328,7 @@ async def _burst(tab: str, count: int) -> float:
     from agentfirm.tui.app import AgentfirmApp
     from agentfirm.tui.context import Context
 
-    from tests.tui.fake_source import NOW
+    from tests.tui.fixed_data import NOW
     from tests.tui.helpers import settle, task_screen
 
     source = _wire_source()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentfirm.domain import Artifact
+from agentfirm.domain.models import Artifact
 from agentfirm.errors import NotFound
-from agentfirm.output_types import render_markdown
+from agentfirm.outputs.types import render_markdown
 from agentfirm.store.base import Store
 
 

@@ -1,4 +1,5 @@
 """The daemon as a process: start (detached), stop, status and logs, and the foreground main.
+Imports nothing heavy at module level: the foreground main loads logging, secrets and settings.
 
 Files: the socket ``agentfirm.sock`` and the pidfile ``agentfirm.pid`` in the runtime dir, the log
 ``daemon.log`` in the state dir. The running daemon holds an exclusive ``flock`` on its pidfile
@@ -13,10 +14,10 @@ socket and pidfile, and exits 0. The next start resumes the tasks.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -26,18 +27,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 import agentfirm
-from agentfirm.api_wire import DaemonError
-from agentfirm.errors import AgentfirmError, BadInput, ConfigError
+from agentfirm.api.wire import DaemonError
+from agentfirm.errors import AgentfirmError, BadInput, ConfigError, DiskFull
 from agentfirm.paths import Paths
-from agentfirm.secrets import Redactor, SecretStore
-from agentfirm.settings import Settings
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from agentfirm.settings import Settings
 
 PIDFILE_NAME = "agentfirm.pid"
 LOG_NAME = "daemon.log"
@@ -157,7 +155,12 @@ def main(env: dict[str, str] | None = None) -> int:
     """The daemon process (``python -m agentfirm.daemon``, ``agentfirm daemon start
     --foreground``): runs until SIGTERM and returns 0. Raises ``BadInput`` when one is already
     running, ``ConfigError`` for bad settings."""
+    import asyncio
+
+    import structlog
+
     from agentfirm.log import configure_logging
+    from agentfirm.secrets import Redactor, SecretStore
     from agentfirm.settings import load_settings
 
     env = dict(os.environ) if env is None else env
@@ -173,8 +176,8 @@ def main(env: dict[str, str] | None = None) -> int:
     from .serving import serve  # uvicorn and the app: only the daemon process needs them
 
     with hold_pidfile(settings.paths):
-        asyncio.run(serve(settings, redactor=redactor, secrets=secrets))
-    log.info("daemon.stopped")
+        asyncio.run(serve(settings, redactor=redactor, secrets=secrets, env=env))
+    structlog.get_logger(__name__).info("daemon.stopped")
     return 0
 
 
@@ -182,11 +185,16 @@ def main(env: dict[str, str] | None = None) -> int:
 def status(settings: Settings) -> DaemonStatus:
     """Whether the daemon runs, its pid, socket and version (the running daemon's own, when it
     answers; else this installation's)."""
-    paths = settings.paths
+    return status_at(settings.paths)
+
+
+def status_at(paths: Paths) -> DaemonStatus:
+    """``status`` of the daemon whose files are at ``paths`` (no settings needed: this module
+    loads neither settings nor logging, so ``daemon status`` starts quickly)."""
     pid = running_pid(paths)
     version = agentfirm.__version__
     if pid is not None:
-        from .client import DaemonClient
+        from agentfirm.api.client import DaemonClient
 
         with contextlib.suppress(AgentfirmError), DaemonClient(socket_path(paths), timeout=2) as c:
             version = str(c.health().get("version", version))
@@ -199,7 +207,7 @@ def start(
     """Start the daemon detached (its own session, output appended to the daemon log) and wait
     until it answers ``/health``. A running daemon is left alone. Raises ``DaemonError`` with
     the log's last lines when it does not come up."""
-    from .client import DaemonClient
+    from agentfirm.api.client import DaemonClient
 
     paths = settings.paths
     if running_pid(paths) is not None:
@@ -219,6 +227,13 @@ def start(
     with DaemonClient(socket_path(paths), timeout=2) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None and running_pid(paths) is None:
+                full = full_disk(paths)
+                if full is not None:  # its own words could not be written: say it for it
+                    raise DiskFull(
+                        full,
+                        f"the daemon exited with code {proc.returncode}",
+                        hint="free space on that disk, then start the daemon again",
+                    )
                 raise DaemonError(
                     f"the daemon exited with code {proc.returncode}: "
                     + " | ".join(tail(output, 3)),
@@ -231,9 +246,17 @@ def start(
     raise DaemonError(f"the daemon did not answer within {timeout:g}s", hint=f"see {output}")
 
 
-def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
+STOP_S = 30.0
+"""How long a daemon may take to stop beyond the grace its calls in flight get to answer."""
+
+
+def stop(settings: Settings, *, timeout: float | None = None) -> bool:
     """SIGTERM the daemon and wait until it has exited; False when none was running. Raises
-    ``DaemonError`` when it is still running after ``timeout``."""
+    ``DaemonError`` when it is still running after ``timeout`` (default: the calls in flight's
+    ``cancel_grace_s`` — they answer, and are booked as answered, before it exits — plus
+    ``STOP_S``)."""
+    if timeout is None:
+        timeout = settings.cancel_grace_s + STOP_S
     paths = settings.paths
     pid = running_pid(paths)
     settle = time.monotonic() + 1.0
@@ -258,6 +281,20 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
 
 
 # ---------------------------------------------------------------------------- logs
+FULL_BELOW_BYTES = 256 * 1024
+"""Less free space than this on a disk agentfirm writes counts as a full disk: SQLite, git and
+the logs need room for a page, an object, a line — more than a few bytes."""
+
+
+def full_disk(paths: Paths) -> Path | None:
+    """The first of agentfirm's directories whose disk is (all but) full, or None."""
+    for directory in (paths.data_dir, paths.state_dir, paths.runtime_dir):
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(directory).free < FULL_BELOW_BYTES:
+                return directory
+    return None
+
+
 def tail(path: Path, lines: int) -> list[str]:
     """The last ``lines`` lines of ``path`` (none when it does not exist)."""
     if lines <= 0 or not path.exists():

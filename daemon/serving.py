@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 
 import structlog
 import uvicorn
@@ -46,13 +46,20 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def serve(settings: Settings, *, redactor: Redactor, secrets: SecretStore) -> None:
-    """Open the task host, bind the socket, resume tasks and serve until SIGTERM."""
+async def serve(
+    settings: Settings,
+    *,
+    redactor: Redactor,
+    secrets: SecretStore,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Open the task host, bind the socket, resume tasks and serve until SIGTERM. ``env``: the
+    environment the settings were loaded from (see ``TaskHost.open``)."""
     from .server import create_app
     from .service import TaskHost
 
     path = socket_path(settings.paths)
-    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets)
+    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets, env=env)
     try:
         sock = bind_socket(path)
         try:

@@ -20,7 +20,7 @@ from typer._click import core as _click
 from typer._completion_shared import get_completion_script
 from typer.core import TyperArgument, TyperGroup
 
-from agentfirm.cli import app
+from agentfirm.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "agentfirm"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agentfirm.persona_scaffold import SCHEMA_FILE, render_persona_schema
+from agentfirm.personas.scaffold import SCHEMA_FILE, render_persona_schema
 
 TARGET = Path(__file__).resolve().parents[1] / "personas" / SCHEMA_FILE
 

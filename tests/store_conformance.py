@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from agentfirm.domain import (
+from agentfirm.domain.costs import call_row
+from agentfirm.domain.models import (
     Approval,
     ApprovalKind,
     Artifact,
@@ -365,7 +366,7 @@ class StoreConformance:
         task_id = await task_with_budget(store, 100)
         # A read in flight first, so the reserve has to wait its turn: SQLite books inline when
         # its connection is idle, and an inline booking is over before anyone can cancel it.
-        busy = asyncio.create_task(store.get_budget(task_id))
+        busy = asyncio.create_task(store.list_ledger(task_id))
         cancelled = asyncio.create_task(store.reserve(task_id, "c1", 10))
         await asyncio.sleep(0)  # one loop step: the reserve is now inside its transaction
         cancelled.cancel()
@@ -386,23 +387,30 @@ class StoreConformance:
         assert (budget.spent_nano, budget.reserved_nano) == (25, 0)
         assert [e.cost_nano for e in await store.list_ledger(task_id)] == [25]
 
-    async def test_settle_clamps_a_cost_above_the_reservation(self, store: Store) -> None:
+    async def test_settle_books_a_cost_above_the_reservation_in_full(self, store: Store) -> None:
+        """The ledger is the provider's bill: never clamped to the reservation (it was, before
+        issue 17, and the ledger under-reported what providers billed)."""
         task_id = await task_with_budget(store, 100)
         await store.reserve(task_id, "c1", 40)
 
         await store.settle("c1", entry(task_id, "c1", 90))
 
-        assert (await store.get_budget(task_id)).spent_nano == 40
-        assert [e.cost_nano for e in await store.list_ledger(task_id)] == [40]
+        budget = await store.get_budget(task_id)
+        assert (budget.spent_nano, budget.reserved_nano) == (90, 0)
+        assert [e.cost_nano for e in await store.list_ledger(task_id)] == [90]
 
-    async def test_settle_logs_the_clamp(self, store: Store) -> None:
+    async def test_record_call_books_a_cancelled_call_at_its_reservation(
+        self, store: Store
+    ) -> None:
         task_id = await task_with_budget(store, 100)
         await store.reserve(task_id, "c1", 40)
 
-        with capture_logs() as logs:
-            await store.settle("c1", entry(task_id, "c1", 90))
+        await store.record_call(entry(task_id, "c1", 40, outcome="cancelled"))
 
-        assert [e for e in logs if e["log_level"] == "warning" and e.get("call_id") == "c1"]
+        budget = await store.get_budget(task_id)
+        assert (budget.spent_nano, budget.reserved_nano) == (40, 0)
+        [row] = await store.list_ledger(task_id)
+        assert (row.outcome, row.cost_nano, row.upper_bound) == ("cancelled", 40, True)
 
     async def test_record_call_releases_the_calls_reservation(self, store: Store) -> None:
         task_id = await task_with_budget(store, 100)
@@ -458,6 +466,168 @@ class StoreConformance:
         await store.settle("c1", entry(task_id, "c1", 5))  # a late settle still books its cost
         assert (await store.get_budget(task_id)).spent_nano == 5
 
+    async def test_release_books_a_dead_call_at_its_reservation_as_an_upper_bound(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        other_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "done", 100)
+        await store.settle("done", entry(task_id, "done", 60))
+        sent = entry(task_id, "c1", 0, outcome="cancelled").model_copy(
+            update={"module_id": "m1", "tier": "reasoning", "model": "big", "simulated": True}
+        )
+        await store.reserve(task_id, "c1", 300, for_call=sent)
+        await store.reserve(task_id, "c2", 200, for_call=entry(task_id, "c2", 0, "cancelled"))
+        await store.reserve(task_id, "bare", 50)  # no row kept: dropped at $0
+        await store.reserve(other_id, "c3", 10, for_call=entry(other_id, "c3", 0, "cancelled"))
+
+        released = await store.release_reservations(task_id)
+
+        assert released == 3
+        budget = await store.get_budget(task_id)
+        assert (budget.reserved_nano, budget.spent_nano) == (0, 60 + 300 + 200)
+        rows = await store.list_ledger(task_id)
+        assert sorted(e.call_id for e in rows) == ["c1", "c2", "done"]
+        assert sum(e.cost_nano for e in rows) == budget.spent_nano
+        c1 = next(e for e in rows if e.call_id == "c1")
+        assert (c1.outcome, c1.cost_nano, c1.upper_bound) == ("cancelled", 300, True)
+        assert (c1.module_id, c1.tier, c1.provider, c1.model, c1.simulated) == (
+            "m1",
+            "reasoning",
+            "offline",
+            "big",
+            True,
+        )
+        seqs = [seq for seq, _ in await store.ledger_page(task_id)]
+        assert seqs == [1, 2, 3]
+        groups, upper = await store.cost_groups(task_id)
+        assert upper == 500
+        assert sum(g.cost_nano for g in groups) == 560
+        assert (await store.get_budget(other_id)).reserved_nano == 10
+        assert await store.list_ledger(other_id) == []
+        # Released once: a second release books nothing again.
+        assert await store.release_reservations(task_id) == 0
+        assert len(await store.list_ledger(task_id)) == 3
+
+    async def test_a_dead_call_is_booked_only_once_marked_sent(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        sent = entry(task_id, "sent", 0, outcome="cancelled").model_copy(update={"module_id": "m1"})
+        await store.reserve(task_id, "sent", 300)
+        await store.reserve(task_id, "unsent", 200)  # its holder died before sending
+
+        assert await store.mark_sent("sent", sent)
+        assert not await store.mark_sent("nothing", entry(task_id, "nothing", 0, "cancelled"))
+        assert await store.release_reservations(task_id) == 2
+
+        rows = await store.list_ledger(task_id)
+        assert [(e.call_id, e.module_id, e.cost_nano, e.upper_bound) for e in rows] == [
+            ("sent", "m1", 300, True)
+        ]
+        budget = await store.get_budget(task_id)
+        assert (budget.reserved_nano, budget.spent_nano) == (0, 300)
+
+    async def test_release_older_than_books_only_the_old_dead_calls(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "c1", 300, for_call=entry(task_id, "c1", 0, "cancelled"))
+
+        assert await store.release_reservations(task_id, older_than=timedelta(hours=1)) == 0
+        assert await store.list_ledger(task_id) == []
+        assert await store.release_reservations(task_id, older_than=timedelta(0)) == 1
+
+        assert [(e.call_id, e.cost_nano) for e in await store.list_ledger(task_id)] == [("c1", 300)]
+        assert (await store.get_budget(task_id)).spent_nano == 300
+
+    async def test_a_late_settle_of_a_call_booked_dead_is_not_booked_twice(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "c1", 300, for_call=entry(task_id, "c1", 0, "cancelled"))
+        await store.release_reservations(task_id)  # its holder presumed dead, but only slow
+
+        with capture_logs() as logs:
+            await store.settle("c1", entry(task_id, "c1", 120))
+            await store.record_call(entry(task_id, "c1", 300, outcome="cancelled"))
+
+        rows = await store.list_ledger(task_id)
+        assert [(e.call_id, e.cost_nano, e.upper_bound) for e in rows] == [("c1", 300, True)]
+        assert (await store.get_budget(task_id)).spent_nano == 300
+        assert [x["event"] for x in logs].count("ledger.settle_after_booked_dead") == 2
+
+    async def test_rebook_makes_an_upper_bound_exact_and_moves_spent_and_totals(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "done", 100)
+        await store.settle("done", entry(task_id, "done", 60))
+        for call_id in ("dead", "lost"):
+            await store.reserve(
+                task_id, call_id, 300, for_call=entry(task_id, call_id, 0, "cancelled")
+            )
+        await store.release_reservations(task_id)
+        await store.record_call(entry(task_id, "cut", 200, outcome="cancelled"))
+        assert [e.call_id for e in await store.estimated_calls(task_id)] == ["dead", "lost", "cut"]
+        found = entry(task_id, "dead", 90, outcome="cancelled").model_copy(
+            update={"input_tokens": 40, "cached_input_tokens": 10, "output_tokens": 5}
+        )
+
+        assert await store.rebook(found) == 300
+        assert await store.rebook(entry(task_id, "cut", 0, outcome="cancelled")) == 200
+
+        rows = {e.call_id: e for e in await store.list_ledger(task_id)}
+        dead = rows["dead"]
+        assert (dead.cost_nano, dead.input_tokens, dead.cached_input_tokens) == (90, 40, 10)
+        assert (dead.output_tokens, dead.outcome, dead.upper_bound) == (5, "cancelled", False)
+        assert (rows["cut"].cost_nano, rows["cut"].upper_bound) == (0, False)
+        assert rows["lost"].upper_bound
+        budget = await store.get_budget(task_id)
+        assert (budget.spent_nano, budget.reserved_nano) == (60 + 90 + 300, 0)
+        assert sum(e.cost_nano for e in rows.values()) == budget.spent_nano
+        groups, upper = await store.cost_groups(task_id)
+        assert (sum(g.cost_nano for g in groups), upper) == (450, 300)
+        assert sum(g.calls for g in groups) == 4
+        assert [e.call_id for e in await store.estimated_calls(task_id)] == ["lost"]
+        assert await store.tasks_with_estimates() == [task_id]
+        await store.rebook(entry(task_id, "lost", 0, outcome="cancelled"))
+        assert await store.tasks_with_estimates() == []
+
+    async def test_rebook_changes_nothing_but_an_upper_bound_of_that_task(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        other_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "ok", 100)
+        await store.settle("ok", entry(task_id, "ok", 60))
+        await store.record_call(entry(task_id, "c1", 200, outcome="cancelled"))
+        exact = entry(task_id, "c1", 50, outcome="cancelled").model_copy(update={"input_tokens": 7})
+
+        assert await store.rebook(entry(task_id, "ok", 1)) is None  # answered: exact already
+        assert await store.rebook(entry(task_id, "nothing", 1)) is None
+        assert await store.rebook(entry(other_id, "c1", 1)) is None  # another task's
+        assert await store.rebook(exact) == 200
+        assert await store.rebook(exact) is None  # made exact once: never moved twice
+        with pytest.raises(BadInput):
+            await store.rebook(entry(task_id, "c1", -1, outcome="cancelled"))
+
+        assert (await store.get_budget(task_id)).spent_nano == 60 + 50
+        assert (await store.get_budget(other_id)).spent_nano == 0
+        assert [e.cost_nano for e in await store.list_ledger(task_id)] == [60, 50]
+
+    async def test_a_late_settle_of_a_rebooked_dead_call_is_not_booked_twice(
+        self, store: Store
+    ) -> None:
+        task_id = await task_with_budget(store, 1_000)
+        await store.reserve(task_id, "c1", 300, for_call=entry(task_id, "c1", 0, "cancelled"))
+        await store.release_reservations(task_id)
+        exact = entry(task_id, "c1", 120, outcome="cancelled").model_copy(
+            update={"input_tokens": 30, "output_tokens": 4}
+        )
+        await store.rebook(exact)
+
+        await store.settle("c1", entry(task_id, "c1", 120))  # its holder was only slow
+
+        assert [(e.call_id, e.cost_nano) for e in await store.list_ledger(task_id)] == [("c1", 120)]
+        assert (await store.get_budget(task_id)).spent_nano == 120
+
     async def test_release_reservations_of_a_task_holding_none_is_zero(self, store: Store) -> None:
         task_id = await task_with_budget(store, 100)
 
@@ -474,6 +644,44 @@ class StoreConformance:
 
         assert await store.list_ledger(task_id) == [row]
 
+    async def test_cost_groups_are_the_ledger_summed_without_reading_it(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 10_000)
+        other = await task_with_budget(store, 10_000)
+        rows = [
+            (task_id, "a", "m1", 10, "ok"),
+            (task_id, "b", "m2", 20, "ok"),
+            (task_id, "c", "m1", 30, "cancelled"),
+            (task_id, "d", None, 0, "error"),
+            (other, "e", "m1", 99, "ok"),
+        ]
+        for task, call_id, module, cost, outcome in rows:
+            row = entry(task, call_id, cost, outcome=outcome).model_copy(
+                update={"module_id": module}
+            )
+            await store.record_call(row)
+
+        groups, upper = await store.cost_groups(task_id)
+
+        assert [(g.module_id, g.cost_nano, g.calls) for g in groups] == [
+            ("m1", 40, 2),
+            ("m2", 20, 1),
+            (None, 0, 1),
+        ]
+        assert upper == 30
+
+    async def test_ledger_pages_follow_one_another_to_the_end(self, store: Store) -> None:
+        task_id = await task_with_budget(store, 10_000)
+        for n in range(7):
+            await store.record_call(entry(task_id, f"c{n}", n))
+
+        seen, after = [], 0
+        while page := await store.ledger_page(task_id, after_seq=after, limit=3):
+            seen += [e.call_id for _, e in page]
+            after = page[-1][0]
+
+        assert seen == [e.call_id for e in await store.list_ledger(task_id)]
+        assert len(seen) == 7
+
     async def test_ledger_sum_always_equals_spent(self, store: Store) -> None:
         task_id = await task_with_budget(store, 1_000)
         await store.reserve(task_id, "ok", 100)
@@ -488,7 +696,7 @@ class StoreConformance:
         ledger = await store.list_ledger(task_id)
         budget = await store.get_budget(task_id)
 
-        assert sum(e.cost_nano for e in ledger) == budget.spent_nano == 60 + 100 + 70
+        assert sum(e.cost_nano for e in ledger) == budget.spent_nano == 60 + 150 + 70
         assert budget.reserved_nano == 0
 
     async def test_settle_after_its_reservation_was_released_books_the_actual_cost(
@@ -583,6 +791,50 @@ class StoreConformance:
         assert [a.id for a in pending] == [i for t in by_task for i in expected[t]]
         assert all(a.decision == "pending" for a in pending)
         assert await store.list_pending_approvals([]) == []
+        assert await store.pending_kinds([second.id, first.id, "t_missing"]) == [
+            (a.task_id, a.kind) for a in pending
+        ]
+        assert await store.pending_kinds([]) == []
+
+    async def test_plain_reads_are_the_models_fields(self, store: Store) -> None:
+        # ``tasks list`` and ``costs ID`` are built from plain rows (``Reads``): they must be
+        # what the models would have said, times to the microsecond (and a whole second too).
+        whole = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+        tasks = [
+            await created(store, created_at=whole, persona=None),
+            await created(store, persona="analyst", budget_nano=7),
+        ]
+        await walk(store, tasks[1].id, S.CLASSIFIED)
+        await store.set_budget(tasks[1].id, 10_000)
+        calls = [
+            entry(tasks[1].id, "a", 10).model_copy(
+                update={"module_id": "m", "at": whole, "input_tokens": 3, "cached_input_tokens": 1}
+            ),
+            # Booked at its reservation: no usage reported (with usage it would be exact).
+            entry(tasks[1].id, "b", 30, outcome="cancelled").model_copy(update={"simulated": True}),
+            entry(tasks[1].id, "c", 0, outcome="cancelled"),
+        ]
+        for call in calls:
+            await store.record_call(call)
+
+        heads = await store.task_heads(limit=-1)
+        models = await store.list_tasks(limit=-1)
+        assert [(h.id, h.request, h.status, h.persona, h.budget_nano) for h in heads] == [
+            (t.id, t.request, t.status.value, t.persona, t.budget_nano) for t in models
+        ]
+        assert [h.created_at.isoformat() for h in heads] == [
+            t.created_at.isoformat() for t in models
+        ]
+        assert len(await store.task_heads(limit=1)) == 1
+        assert (await store.has_task(tasks[0].id), await store.has_task("t_missing")) == (
+            True,
+            False,
+        )
+        plain = await store.ledger_rows(tasks[1].id, limit=10)
+        page = await store.ledger_page(tasks[1].id, limit=10)
+        assert [seq for seq, _ in plain] == [seq for seq, _ in page]
+        assert [call_row(row) for _, row in plain] == [call_row(e) for _, e in page]
+        assert [row.upper_bound for _, row in plain] == [False, True, False]
 
     async def test_decide_missing_approval_raises_not_found(self, store: Store) -> None:
         with pytest.raises(NotFound):

@@ -1,23 +1,32 @@
 """The agentfirm TUI: ``run_tui(settings)`` makes sure the daemon runs, then opens the task list.
 
 Every action is on a key shown in the footer, and in the command palette (ctrl+p): the palette
-lists the current screen's bindings, so the two can never disagree.
+lists the current screen's bindings, so the two can never disagree. ``?`` (or F1) shows the
+screen's help and every key it takes. The theme follows the terminal's background
+(``theme_for``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Input, TextArea
 
 from agentfirm.errors import AgentfirmError
 
+from .actions import screen_actions
 from .context import Context
 from .screens.task_list import TaskListScreen
 
@@ -35,6 +44,10 @@ class AgentfirmApp(App[int]):
 
     TITLE = "agentfirm"
     ENABLE_COMMAND_PALETTE = True
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1,question_mark", "help", "Help", tooltip="This screen's keys and what it shows"),
+    ]
 
     def __init__(
         self,
@@ -49,10 +62,22 @@ class AgentfirmApp(App[int]):
         self.open_task = open_task
         self.close_source = close_source
         self.startup = startup
+        self.unknown_theme = ""
+        if ctx.theme in self.available_themes:
+            self.theme = ctx.theme
+        elif ctx.theme:
+            self.unknown_theme = ctx.theme
         if not ctx.animate:
             self.animation_level = "none"
 
     async def on_mount(self) -> None:
+        if self.unknown_theme:
+            names = ", ".join(sorted(self.available_themes))
+            self.notify(
+                f"theme {self.unknown_theme!r} is unknown: AGENTFIRM_TUI_THEME takes {names}",
+                severity="warning",
+                markup=False,
+            )
         if self.open_task:
             # The list is built when the user goes back to it (``TaskScreen.action_back``).
             from .screens.task_view import TaskScreen
@@ -76,27 +101,63 @@ class AgentfirmApp(App[int]):
         listing.autoload = True
         listing.start_loading()
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._steady_cursor(event.widget)
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._steady_cursor(event.widget)
+
+    def _steady_cursor(self, widget: Widget) -> None:
+        """Without animation every frame is the same: a box's cursor does not blink, and the
+        box is drawn afresh as it takes or loses the focus. TextArea caches its lines with
+        neither the focus nor the blink in their key: the line drawn before the focus came (or
+        in a blink's dark half) stayed, so a picture showed the cursor or not by how long the
+        screen took to settle."""
+        if self.ctx.animate or not isinstance(widget, Input | TextArea):
+            return
+        widget.cursor_blink = False
+        widget.notify_style_update()  # TextArea: drops its cached lines
+        widget.refresh()
+
     async def on_unmount(self) -> None:
         if self.close_source:
             await self.ctx.source.aclose()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """The app's own commands, then one per action the screen offers right now."""
-        yield from super().get_system_commands(screen)
-        seen: set[str] = set()
-        for active in screen.active_bindings.values():
-            binding = active.binding
-            if not binding.show or not binding.description or not active.enabled:
-                continue
-            if binding.description in seen or binding.action == "app.command_palette":
+        """The app's own commands, then one per action the screen offers right now: those in
+        its footer and those it keeps off the footer for room."""
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        seen = {command.title for command in builtin}
+        for node, binding in screen_actions(screen):
+            if binding.description in seen or binding.action.endswith("command_palette"):
                 continue
             seen.add(binding.description)
             key = binding.key_display or self.get_key_display(binding)
+            # The palette reads help as markup: a key such as ``[`` or ``/]`` must stay text.
             yield SystemCommand(
                 binding.description,
-                f"{binding.tooltip or binding.description} [{key}]",
-                partial(self.run_action, binding.action, active.node),
+                escape(f"{binding.tooltip or binding.description} · key {key}"),
+                partial(self.run_action, binding.action, node),
             )
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+
+def theme_for(env: Mapping[str, str]) -> str:
+    """The Textual theme for this terminal: ``AGENTFIRM_TUI_THEME`` when set (``ansi-dark``
+    draws in the terminal's own palette), else light or dark after the background colour the
+    terminal reports in ``COLORFGBG`` (``fg;bg``: 7 and 15 are light), dark when it says
+    nothing."""
+    chosen = env.get("AGENTFIRM_TUI_THEME", "").strip()
+    if chosen:
+        return chosen
+    background = env.get("COLORFGBG", "").rsplit(";", 1)[-1].strip()
+    return "textual-light" if background in {"7", "15"} else "textual-dark"
 
 
 def actor() -> str:
@@ -109,8 +170,8 @@ def actor() -> str:
 def _ensure_daemon(settings: Settings, api: DaemonApi) -> None:
     # Imported here, in the startup thread: the daemon's modules (and their logging) are not
     # needed for the first frame.
-    from agentfirm.daemon.client import ensure_running  # type: ignore[import-not-found]
-    from agentfirm.daemon.process import socket_path  # type: ignore[import-not-found]
+    from agentfirm.daemon.client import ensure_running
+    from agentfirm.daemon.process import socket_path
 
     api.socket = socket_path(settings.paths)  # the daemon's own word on where it listens
     ensure_running(settings).close()
@@ -128,6 +189,7 @@ def run_tui(settings: Settings) -> int:
         actor=actor(),
         default_budget_usd=float(settings.budget_usd),
         default_runner=settings.runner,
+        theme=theme_for(os.environ),
     )
     app = AgentfirmApp(ctx, close_source=True, startup=partial(_ensure_daemon, settings, api))
     app.run()

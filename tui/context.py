@@ -22,9 +22,11 @@ class Context:
     """Who decides, on the transition log (``tui:<user>``)."""
     clock: Callable[[], datetime] = field(default=_now)
     animate: bool = True
-    """Spin running cards. Off for snapshots, so every frame is the same."""
+    """Spin running cards and blink the cursor. Off for snapshots, so every frame is the same."""
     refresh_s: float = 2.0
     """How often the task list is re-read; 0 reads it once (snapshots)."""
     default_budget_usd: float = 5.0
     default_runner: str = "inproc"
     runners: tuple[str, ...] = ("inproc", "notebook", "colab")
+    theme: str | None = None
+    """A Textual theme name (``app.theme_for``); None keeps Textual's default."""

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from rich.text import Text
 
-FINAL_STATUSES = frozenset({"completed", "failed", "aborted", "rejected"})
+from agentfirm.domain.status import FINAL_STATUSES as FINAL_STATUSES
+
 WAITING_STATUSES = frozenset(
     {"awaiting_plan_approval", "awaiting_budget", "awaiting_review", "clarifying"}
 )
@@ -16,6 +17,7 @@ STATUS_STYLE: dict[str, str] = {
     "completed": "green",
     "failed": "bold red",
     "aborted": "red",
+    "aborting": "red",
     "rejected": "red",
     "executing": "yellow",
     "revising": "yellow",

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agentfirm.domain.calls import RESERVED_IDS
+from agentfirm.domain.notices import notice_text
+
 from .fmt import FINAL_STATUSES, parse_time
 
 # Internal call ids of the Build Master: they cost money but are not modules of the plan.
-_NOT_MODULES = frozenset({"_clarify", "_classify", "_plan", "_stitch", "_quality", "_deliverable"})
+_NOT_MODULES = RESERVED_IDS
 
 
 @dataclass
@@ -34,6 +37,9 @@ class ModuleView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     cost_usd: float = 0.0
+    reserved_usd: float | None = None
+    """Held for the module's calls in flight, when the daemon tells (its row or
+    ``module.started``); None when it does not."""
     error: str = ""
     changed_seq: int = 0
     """The seq of the last event that changed it (snapshots older than that leave it alone)."""
@@ -60,6 +66,13 @@ class TaskModel:
     """approval id → kind, for questions asked and not yet decided (as the events tell)."""
     structure_seq: int = 0
     """Bumped when modules appear or move: the DAG must be rebuilt, not just repainted."""
+    repo_path: str | None = None
+    deliverable_path: str | None = None
+    launch: dict[str, Any] | None = None
+    """The last ``runner.launched`` payload: the runner, and for Colab its ``url`` and the
+    ``secrets`` to set there."""
+    key_refused: str = ""
+    """What the last ``provider.key_refused`` event says, "" when none."""
 
     @property
     def final(self) -> bool:
@@ -70,6 +83,8 @@ class TaskModel:
         """Merge ``GET /tasks/{id}`` fetched when ``last_seq`` was ``as_of_seq``."""
         self.persona = detail.get("persona") or self.persona
         self.request = str(detail.get("request") or self.request)
+        self.repo_path = detail.get("repo_path") or self.repo_path
+        self.deliverable_path = detail.get("deliverable_path") or self.deliverable_path
         if self.status_seq <= as_of_seq:
             self.status = str(detail.get("status") or self.status)
         if self.budget_seq <= as_of_seq:
@@ -92,6 +107,8 @@ class TaskModel:
             module.started_at = parse_time(row.get("started_at"))
             module.finished_at = parse_time(row.get("finished_at"))
             module.cost_usd = float(row.get("cost_usd") or 0.0)
+            if row.get("reserved_usd") is not None:
+                module.reserved_usd = float(row["reserved_usd"])
 
     def load_plan(self, payload: dict[str, Any]) -> None:
         """Modules, titles and waves from a plan approval's payload: the DAG before any module
@@ -163,6 +180,8 @@ class TaskModel:
         module.attempts = int(p.get("attempt") or module.attempts + 1)
         module.finished_at = None
         module.error = ""
+        if p.get("reserved_usd") is not None:
+            module.reserved_usd = float(p["reserved_usd"])
         module.changed_seq = seq
 
     def _on_module_retrying(
@@ -179,6 +198,7 @@ class TaskModel:
             return
         module = self._module(module_id)
         module.status = "done"
+        module.reserved_usd = None  # nothing is held for a module that is done
         module.cost_usd = float(p.get("cost_usd") or module.cost_usd)
         module.provider = p.get("provider") or module.provider
         module.model = p.get("model") or module.model
@@ -226,6 +246,12 @@ class TaskModel:
             self.budget_usd = float(p["budget_usd"])
             self.budget_seq = seq
 
+    def _on_launched(self, seq: int, _m: str | None, p: dict[str, Any], _t: Any) -> None:
+        self.launch = dict(p)
+
+    def _on_key_refused(self, seq: int, _m: str | None, p: dict[str, Any], _t: Any) -> None:
+        self.key_refused = notice_text("provider.key_refused", p) or ""
+
     # ------------------------------------------------------------------ queries
     def waves(self) -> list[list[ModuleView]]:
         """Modules by dependency level, in a stable order within each."""
@@ -252,4 +278,6 @@ _HANDLERS = {
     "cost.updated": TaskModel._on_cost,
     "approval.requested": TaskModel._on_asked,
     "approval.decided": TaskModel._on_decided,
+    "runner.launched": TaskModel._on_launched,
+    "provider.key_refused": TaskModel._on_key_refused,
 }

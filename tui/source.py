@@ -1,74 +1,23 @@
-"""The seam between the screens and the daemon: ``Source`` is what the TUI reads and does.
-``DaemonApi`` (``client.py``) is the real one; tests and the bench pass a fake with fixed data, so
-snapshots are stable and no daemon is needed to draw a screen."""
+"""The seam between the screens and the daemon: ``Source`` is what the TUI reads and does — the
+shared async client. Tests and the bench pass a fake daemon with fixed data (the same client,
+answering from memory), so snapshots are stable and no daemon is needed to draw a screen."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
 
-DELIVERABLE = "_deliverable"
+from agentfirm.api.client import AsyncDaemonClient
+from agentfirm.api.wire import Decision, Submission
+from agentfirm.domain.calls import DELIVERABLE_ID
 
-
-@dataclass(frozen=True)
-class Decision:
-    """A human's answer to an approval (see ``StoreDecider.decide``)."""
-
-    decision: str
-    """``approved``, ``rejected``, ``aborted``; ``revise`` (review); ``retry``, ``skip``
-    (failure)."""
-    notes: str = ""
-    budget_usd: Decimal | None = None
-    modules: tuple[str, ...] = ()
-    answers: Mapping[str, str] | None = None
+DELIVERABLE = DELIVERABLE_ID
 
 
-@dataclass(frozen=True)
-class Submission:
-    request: str
-    persona: str | None = None
-    budget_usd: Decimal | None = None
-    offline: bool = False
-    attachments: tuple[str, ...] = ()
-    runner: str | None = None
-    actor: str | None = None
-    """Who submits (``tui:ann``); sent only to a daemon that takes it."""
-
-
-class Source(Protocol):
-    async def tasks(self, *, limit: int = 200) -> list[dict[str, Any]]: ...
-
-    async def task(self, task_id: str) -> dict[str, Any]: ...
-
-    async def costs(self, task_id: str) -> dict[str, Any]: ...
-
-    async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]: ...
-
-    async def artifact(self, task_id: str, module_id: str) -> dict[str, Any]:
-        """A module's latest output (``markdown`` and metadata); ``NotFound`` when it has none
-        (or the daemon cannot tell)."""
-        ...
-
-    async def decide(
-        self, approval_id: str, decision: Decision, *, actor: str
-    ) -> dict[str, Any]: ...
-
-    async def submit(self, submission: Submission) -> dict[str, Any]: ...
-
-    async def cancel(self, task_id: str, *, reason: str, actor: str) -> dict[str, Any]: ...
-
-    async def personas(self) -> list[dict[str, Any]]: ...
-
-    async def submission_fields(self) -> frozenset[str]: ...
-
-    def events(self, task_id: str, *, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]: ...
-
-    async def aclose(self) -> None: ...
+Source = AsyncDaemonClient
+"""What the screens read and do: the async client of the daemon (the one seam every front end
+uses); tests pass ``tests.fakes.daemon.FakeDaemon``, the same client over fixed data."""
 
 
 def module_section(markdown: str, module_id: str) -> str | None:
@@ -104,3 +53,6 @@ async def module_output(source: Source, task_id: str, module_id: str) -> str | N
     if markdown is None or module_id == DELIVERABLE:
         return markdown
     return module_section(markdown, module_id)
+
+
+__all__ = ["DELIVERABLE", "Decision", "Source", "Submission", "module_output", "module_section"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from agentfirm.domain import Event, StreamName
+from agentfirm.domain.models import Event, StreamName
 
 
 class Bus(Protocol):

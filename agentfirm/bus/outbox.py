@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from agentfirm.domain import Event, StreamName
-from agentfirm.store.sqlite_conn import execute, from_db_time, open_sqlite, to_db_time
+from agentfirm.domain.models import Event, StreamName
+from agentfirm.errors import disk_full
+from agentfirm.store.sqlite.conn import execute, from_db_time, move_aside, open_sqlite, to_db_time
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS outbox (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,7 +82,10 @@ class Outbox:
     async def open(self) -> None:
         if self._db is not None:
             return
-        db = await open_sqlite(self.path)
+        db = await open_sqlite(
+            self.path,
+            way_out=move_aside(self.path, "(losing the events it held for Redis)"),
+        )
         try:
             # WAL + NORMAL: a commit survives a crash of this process (what the outbox is for)
             # without an fsync per event; only a power cut can lose the last commits.
@@ -103,24 +108,31 @@ class Outbox:
         return self._db
 
     async def append(self, event: OutgoingEvent) -> int:
-        """Store ``event`` durably after every event already in the outbox; its position."""
-        async with (
-            self._lock,
-            self._conn().execute(
-                "INSERT INTO outbox (id, task_id, stream, type, module_id, ts, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.id,
-                    event.task_id,
-                    event.stream,
-                    event.type,
-                    event.module_id,
-                    to_db_time(event.ts),
-                    event.payload,
-                ),
-            ) as cursor,
-        ):
-            position = cursor.lastrowid
+        """Store ``event`` durably after every event already in the outbox; its position.
+        Raises ``DiskFull`` naming the outbox when its disk is full."""
+        try:
+            async with (
+                self._lock,
+                self._conn().execute(
+                    "INSERT INTO outbox (id, task_id, stream, type, module_id, ts, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.id,
+                        event.task_id,
+                        event.stream,
+                        event.type,
+                        event.module_id,
+                        to_db_time(event.ts),
+                        event.payload,
+                    ),
+                ) as cursor,
+            ):
+                position = cursor.lastrowid
+        except sqlite3.OperationalError as err:
+            full = disk_full(err, self.path)
+            if full is not None:
+                raise full from None
+            raise
         if position is None:  # pragma: no cover - sqlite3 always sets it after an INSERT
             raise RuntimeError(f"outbox {self.path}: INSERT returned no row id")
         return position

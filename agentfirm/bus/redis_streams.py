@@ -34,8 +34,8 @@ from agentfirm.bus.redis_conn import (
     redis_location,
     retry_unreachable,
 )
-from agentfirm.bus.redis_writer import StreamWriter, stream_key
-from agentfirm.domain import Event, StreamName, utcnow
+from agentfirm.bus.redis_writer import History, StreamWriter, stream_key
+from agentfirm.domain.models import Event, StreamName, utcnow
 from agentfirm.ids import new_id
 
 log = structlog.get_logger(__name__)
@@ -79,7 +79,8 @@ class RedisStreamsBus:
     unreachable. ``subscribe`` reconnects with backoff (up to ``max_backoff`` s) for as long as it
     runs, each read waiting up to ``block_ms`` for news; ``replay`` retries for ``read_patience``
     s, then raises ``BusUnavailable``. ``retain`` recent deliveries are remembered to repair a
-    Redis that lost them; ``health_interval`` is how often an idle bus checks for that.
+    Redis that lost them, and ``history`` (the store's events) repairs it beyond them (see
+    ``redis_writer``); ``health_interval`` is how often an idle bus checks for that.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class RedisStreamsBus:
         read_patience: float = 30.0,
         retain: int = 2048,
         health_interval: float = 1.0,
+        history: History | None = None,
     ) -> None:
         self._url = url
         self._outbox = Outbox(outbox_path)
@@ -104,6 +106,7 @@ class RedisStreamsBus:
         self._read_patience = read_patience
         self._retain = retain
         self._health_interval = health_interval
+        self._history = history
         self._redis: Redis | None = None
         self._writer: StreamWriter | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -124,7 +127,7 @@ class RedisStreamsBus:
             return
         await self._outbox.open()
         self._redis = connect(self._url, connect_timeout=self._io_timeout)
-        self._writer = StreamWriter(self._redis, retain=self._retain)
+        self._writer = StreamWriter(self._redis, retain=self._retain, history=self._history)
         self._closed = asyncio.get_running_loop().create_future()
         self._draining = await self._outbox.count() > 0
         if self._draining:

@@ -11,22 +11,29 @@ outcome (a timeout, a connection cut mid-reply) returns the seq already given.
 A Redis that loses acknowledged writes (restarted without persistence, AOF losing its last second)
 would hand seqs out again. The script refuses to deliver while the counter is below the highest seq
 this writer was given (its floor); ``catch_up`` then re-adds the recent events this writer
-remembers with their original seqs and raises the counter to the floor. Events of another publisher
-that Redis lost are beyond this writer's memory: run Redis with ``appendonly yes``.
+remembers with their original seqs and raises the counter to the floor.
+
+A writer given the system of record's ``history`` (the store's copy of a task's ``events`` stream,
+recorded by the Master) also takes its floor from there the first time it writes to a task, and
+re-adds from there what Redis lost: so a Redis restarted empty together with the daemon (whose
+memory went with it) gets the task's history back, in order, and hands out no seq again. Events
+of another stream, or that the store had not recorded yet, are beyond reach: run Redis with
+``appendonly yes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
 
 from agentfirm.bus.outbox import OutgoingEvent
-from agentfirm.domain import StreamName
+from agentfirm.domain.models import Event, StreamName
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +100,22 @@ def _fields(event: OutgoingEvent) -> list[str]:
     return [event.id, event.ts.isoformat(), event.type, event.module_id or "", event.payload]
 
 
+History = Callable[[str], Awaitable[Sequence[Event]]]
+"""The system of record's copy of a task's ``events`` stream, in seq order."""
+
+
+def _outgoing(event: Event) -> OutgoingEvent:
+    return OutgoingEvent(
+        id=event.id,
+        task_id=event.task_id,
+        stream=event.stream,
+        type=event.type,
+        module_id=event.module_id,
+        ts=event.ts,
+        payload=json.dumps(event.payload, separators=(",", ":")),
+    )
+
+
 @dataclass(frozen=True)
 class _Delivered:
     event: OutgoingEvent
@@ -101,9 +124,10 @@ class _Delivered:
 
 class StreamWriter:
     """Delivers events through one client. Raises whatever the client raises: the caller decides
-    whether to buffer or retry. Remembers its last ``retain`` deliveries for ``catch_up``."""
+    whether to buffer or retry. Remembers its last ``retain`` deliveries for ``catch_up``, and
+    reads the rest from ``history`` when given."""
 
-    def __init__(self, client: Redis, *, retain: int) -> None:
+    def __init__(self, client: Redis, *, retain: int, history: History | None = None) -> None:
         self._client = client
         self._publish = client.register_script(_PUBLISH)
         self._restore = client.register_script(_RESTORE)
@@ -111,10 +135,23 @@ class StreamWriter:
         self._floors: dict[tuple[str, StreamName], int] = {}
         self._retained: deque[_Delivered] = deque(maxlen=retain)
         self._catching_up = asyncio.Lock()
+        self._history = history
+        self._seeded: set[tuple[str, StreamName]] = set()
+
+    async def _seed(self, key: tuple[str, StreamName]) -> None:
+        """Take the floor of a stream this writer has not written yet from ``history``: the
+        highest seq the store recorded, which a Redis restarted empty no longer knows."""
+        if self._history is None or key[1] != "events" or key in self._seeded:
+            return
+        recorded = await self._history(key[0])
+        if recorded:
+            self._floors[key] = max(self._floors.get(key, 0), recorded[-1].seq)
+        self._seeded.add(key)
 
     async def deliver(self, event: OutgoingEvent) -> int | None:
         """The event's seq once in Redis; None when Redis refused it even after ``catch_up``."""
         key = (event.task_id, event.stream)
+        await self._seed(key)
         for attempt in range(2):
             seq, status = await self._publish(
                 keys=_keys(*key), args=[self._floors.get(key, 0), *_fields(event)]
@@ -129,6 +166,8 @@ class StreamWriter:
     async def deliver_many(self, events: Sequence[OutgoingEvent]) -> list[int | None]:
         """Deliver in order in one round trip: each event's seq, or None when it was refused
         (``catch_up`` its stream, then deliver it again)."""
+        for key in {(event.task_id, event.stream) for event in events}:
+            await self._seed(key)
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             key = (event.task_id, event.stream)
@@ -158,14 +197,16 @@ class StreamWriter:
             current = int(await self._client.get(keys[0]) or 0)
             if current >= floor:
                 return
-            lost = sorted(
-                (
-                    d
-                    for d in self._retained
-                    if (d.event.task_id, d.event.stream) == (task_id, stream) and d.seq > current
-                ),
-                key=lambda d: d.seq,
-            )
+            remembered = {
+                d.seq: d
+                for d in self._retained
+                if (d.event.task_id, d.event.stream) == (task_id, stream) and d.seq > current
+            }
+            if self._history is not None and stream == "events":
+                for event in await self._history(task_id):
+                    if event.seq > current and event.seq not in remembered:
+                        remembered[event.seq] = _Delivered(_outgoing(event), event.seq)
+            lost = [remembered[seq] for seq in sorted(remembered)]
             pipe = self._client.pipeline(transaction=False)
             for d in lost:
                 await self._restore(keys=keys, args=[d.seq, *_fields(d.event)], client=pipe)

@@ -20,10 +20,18 @@ from typing import Any
 import aiosqlite
 import structlog
 
-from agentfirm.domain import Event, StreamName, utcnow
+from agentfirm.domain.models import Event, StreamName, utcnow
 from agentfirm.ids import new_id
-from agentfirm.store.sqlite_conn import execute, immediate_transaction, open_sqlite, to_db_time
-from agentfirm.store.sqlite_rows import event_from_row
+from agentfirm.store.sqlite.conn import (
+    execute,
+    immediate_transaction,
+    move_aside,
+    naming_full_disk,
+    open_sqlite,
+    to_db_time,
+)
+from agentfirm.store.sqlite.inline import InlineWrites
+from agentfirm.store.sqlite.rows import event_from_row
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +49,12 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS events (
 
 # A subscriber reads at most this many rows per query, so a long backlog streams in pages.
 _PAGE = 500
+_APPEND_SQL = (
+    "INSERT INTO events (task_id, stream, seq, id, type, module_id, ts, payload)"
+    " SELECT :task_id, :stream, COALESCE(MAX(seq), 0) + 1, :id, :type, :module_id, :ts, :payload"
+    " FROM events WHERE task_id = :task_id AND stream = :stream"
+    " RETURNING seq"
+)
 
 
 def _encode_payload(payload: dict[str, Any]) -> str:
@@ -58,18 +72,24 @@ class SQLiteLogBus:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        # Replaced after every publish: a subscriber keeps the one it saw before reading, so a
-        # publish between its read and its wait still wakes it.
-        self._published = asyncio.Event()
+        # One per (task, stream) followed, replaced after every publish there: a subscriber
+        # keeps the one it saw before reading, so a publish between its read and its wait still
+        # wakes it; a publish elsewhere wakes nobody (each wake-up is a query on the
+        # connection's thread, and a build publishes thousands of events its control stream's
+        # follower need not read).
+        self._published: dict[tuple[str, str], asyncio.Event] = {}
         self._closed = False
+        self._inline = InlineWrites(path)
 
     async def open(self) -> None:
         if self._db is not None:
             return
-        self._db = await open_sqlite(self.path)
+        self._db = await open_sqlite(
+            self.path, way_out=move_aside(self.path, "and the event log starts empty")
+        )
         self._closed = False
         try:
-            async with immediate_transaction(self._db, self._lock) as db:
+            async with immediate_transaction(self._db, self._lock, path=self.path) as db:
                 await execute(db, _SCHEMA)
         except BaseException:
             await self.close()
@@ -78,8 +98,11 @@ class SQLiteLogBus:
     async def close(self) -> None:
         """Close the file; subscriptions of this instance end (their iterators stop)."""
         self._closed = True
-        self._wake_subscribers()
+        for waiting in self._published.values():
+            waiting.set()
+        self._published.clear()
         async with self._lock:
+            self._inline.close()
             if self._db is not None:
                 db, self._db = self._db, None
                 await db.close()
@@ -89,9 +112,10 @@ class SQLiteLogBus:
             raise RuntimeError(f"bus {self.path} is not open: call open() first")
         return self._db
 
-    def _wake_subscribers(self) -> None:
-        self._published.set()
-        self._published = asyncio.Event()
+    def _wake_subscribers(self, task_id: str, stream: StreamName) -> None:
+        waiting = self._published.pop((task_id, stream), None)
+        if waiting is not None:
+            waiting.set()
 
     async def publish(
         self,
@@ -106,19 +130,27 @@ class SQLiteLogBus:
         through JSON). ``TypeError`` when the payload is not JSON-serialisable."""
         text = _encode_payload(payload or {})
         event_id, ts = new_id("ev"), utcnow()
-        async with immediate_transaction(self._conn(), self._lock) as db:
-            rows = await db.execute_fetchall(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ? AND stream = ?",
-                (task_id, stream),
-            )
-            seq = int(next(iter(rows))[0])
-            await execute(
-                db,
-                "INSERT INTO events (task_id, stream, seq, id, type, module_id, ts, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, stream, seq, event_id, type, module_id, to_db_time(ts), text),
-            )
-        self._wake_subscribers()
+        params = {
+            "task_id": task_id,
+            "stream": stream,
+            "id": event_id,
+            "type": type,
+            "module_id": module_id,
+            "ts": to_db_time(ts),
+            "payload": text,
+        }
+        # One statement: its own transaction, and SQLite holds the write lock from reading the
+        # last seq to the insert. Under the lock, so it never lands inside another coroutine's
+        # transaction on this connection; then inline (see ``store.sqlite.inline``), else one
+        # trip to the connection's thread.
+        self._conn()  # raises when the bus is not open
+        with naming_full_disk(self.path):
+            async with self._lock:
+                rows = self._inline.rows(_APPEND_SQL, params)
+                if rows is None:
+                    rows = list(await self._conn().execute_fetchall(_APPEND_SQL, params))
+        seq = int(rows[0][0])
+        self._wake_subscribers(task_id, stream)
         log.debug("bus.published", task_id=task_id, stream=stream, seq=seq, type=type)
         return Event(
             id=event_id,
@@ -164,7 +196,7 @@ class SQLiteLogBus:
         cancelled, closed with ``aclose()``, or when this bus is closed."""
         last = after_seq
         while not self._closed:
-            published = self._published
+            published = self._published.setdefault((task_id, stream), asyncio.Event())
             try:
                 page = await self._page(task_id, stream, last)
             except RuntimeError:

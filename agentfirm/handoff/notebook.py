@@ -1,10 +1,12 @@
 """The task notebook: a self-contained Jupyter notebook that runs a task's Build Master.
 
-The same notebook runs in Colab (opened from the task repo on GitHub) and headless here (the
-notebook runner). Its cells: a header, the parameters, installing agentfirm (skipped when the
-kernel already runs it), configuration from Colab's secret store or the environment, the build
-through ``agentfirm.build.remote`` and a results summary. It holds names of secrets, never a value:
-keys are read into the kernel's environment when it runs.
+The same notebook runs in Colab (opened from the task repo on GitHub), headless here (the
+notebook runner) and in any clone of the task repo. Its cells: a header, the parameters,
+configuration from Colab's secret store or the environment, installing agentfirm (skipped when the
+kernel already runs it), the build through ``agentfirm.runs.remote`` and a results summary.
+agentfirm is installed from the wheel committed with the task repo (its hash checked first), so no
+package index needs to hold agentfirm; a setting may name another requirement instead. It holds
+names of secrets, never a value: keys are read into the kernel's environment when it runs.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any, Literal
 import nbformat
 
 from agentfirm import __version__
-from agentfirm.build.scheduler import waves
-from agentfirm.domain import TaskSpec
+from agentfirm.domain.graph import waves
+from agentfirm.domain.models import TaskSpec
 from agentfirm.errors import BadInput
 from agentfirm.money import nano_to_float
 from agentfirm.secrets import KNOWN
@@ -35,18 +37,14 @@ SECRET_NAMES: tuple[str, ...] = (
 )
 
 
-def default_requirement() -> str:
-    """What the notebook installs by default: this very version of agentfirm."""
-    return f"agentfirm=={__version__}"
-
-
 @dataclass(frozen=True)
 class NotebookParams:
     """What the notebook needs beyond the spec; none of it is secret.
 
     ``repo``: the task repo's URL when it is on GitHub, ``""`` when the notebook runs inside the
-    task repo's own directory. ``requirement``: a pip requirement for agentfirm (a pinned version,
-    a wheel path or URL, ``git+https://…``)."""
+    task repo's own directory. ``wheel``/``wheel_sha256``: the agentfirm wheel committed with the
+    repo (its path there) and its hash. ``requirement``: a pip requirement that replaces the wheel
+    (a pinned index version, ``git+https://…``) for teams that publish agentfirm themselves."""
 
     task_id: str
     repo: str = ""
@@ -54,9 +52,19 @@ class NotebookParams:
     github_owner: str | None = None
     github_api_url: str | None = None
     requirement: str = ""
+    wheel: str = ""
+    wheel_sha256: str = ""
 
     def effective_requirement(self) -> str:
-        return self.requirement or default_requirement()
+        """What pip installs, as ``requirements.txt`` says it."""
+        if self.requirement:
+            return self.requirement
+        if not self.wheel:
+            raise BadInput(
+                f"the notebook of task {self.task_id} has no way to install agentfirm",
+                hint="commit the running agentfirm's wheel, or set AGENTFIRM_NOTEBOOK_REQUIREMENT",
+            )
+        return f"./{self.wheel}"
 
 
 def build_notebook(spec: TaskSpec, params: NotebookParams) -> dict[str, Any]:
@@ -76,8 +84,8 @@ def build_notebook(spec: TaskSpec, params: NotebookParams) -> dict[str, Any]:
         "cells": [
             _markdown("header", _header(spec)),
             _code("parameters", _parameters(params), tags=["parameters"]),
-            _code("install", _INSTALL),
             _code("config", _config()),
+            _code("install", _INSTALL),
             _code("run", _RUN),
             _code("results", _RESULTS),
         ],
@@ -177,21 +185,60 @@ def _parameters(params: NotebookParams) -> str:
             f"REPO_BACKEND = {_literal(params.repo_backend)}",
             f"GITHUB_OWNER = {_literal(params.github_owner)}",
             f"GITHUB_API_URL = {_literal(params.github_api_url)}",
-            f"AGENTFIRM_REQUIREMENT = {_literal(params.effective_requirement())}",
+            f"AGENTFIRM_WHEEL = {_literal(params.wheel)}  # in the task repo",
+            f"AGENTFIRM_WHEEL_SHA256 = {_literal(params.wheel_sha256)}",
+            f"AGENTFIRM_REQUIREMENT = {_literal(params.requirement)}  # '' = the wheel above",
         ]
     )
 
 
 _INSTALL = f"""\
-# Install agentfirm, unless this kernel already runs it (the local notebook runner says so).
+# Install agentfirm, unless this kernel already runs it (the local notebook runner says so): the
+# wheel committed with the task repo (from this directory, or through the GitHub API when the
+# notebook was opened from GitHub), checked against its hash; or the requirement set instead.
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
+import urllib.request
+
+
+def _github_file(repo, path):
+    owner, name = repo.rstrip("/").split("/")[-2:]
+    api = (GITHUB_API_URL or "https://api.github.com").rstrip("/")
+    headers = {{"Accept": "application/vnd.github+json"}}
+    if os.environ.get("GITHUB_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["GITHUB_TOKEN"]
+
+    def get(url):
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as reply:
+            return json.load(reply)
+
+    found = get(f"{{api}}/repos/{{owner}}/{{name}}/contents/{{path}}")
+    # Above 1 MB the contents API leaves content empty; the blob API serves up to 100 MB.
+    content = found.get("content")
+    if not content:
+        content = get(f"{{api}}/repos/{{owner}}/{{name}}/git/blobs/{{found['sha']}}")["content"]
+    return base64.b64decode(content)
+
 
 if os.environ.get({_literal(SKIP_INSTALL_ENV)}) != "1":
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", AGENTFIRM_REQUIREMENT], check=True
-    )
+    target = AGENTFIRM_REQUIREMENT
+    if not target:
+        if REPO:
+            data = _github_file(REPO, AGENTFIRM_WHEEL)
+        else:
+            with open(AGENTFIRM_WHEEL, "rb") as wheel_file:
+                data = wheel_file.read()
+        if hashlib.sha256(data).hexdigest() != AGENTFIRM_WHEEL_SHA256:
+            raise RuntimeError(f"{{AGENTFIRM_WHEEL}} does not match its recorded hash")
+        target = os.path.join(tempfile.mkdtemp(), os.path.basename(AGENTFIRM_WHEEL))
+        with open(target, "wb") as wheel_file:
+            wheel_file.write(data)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", target], check=True)
 
 import agentfirm
 
@@ -234,7 +281,7 @@ print("keys found:", ", ".join(n for n in SECRET_NAMES if os.environ.get(n)) or 
 _RUN = """\
 # Run the Build Master on the spec: every module, then the stitched draft. Progress, costs and
 # results are published on the bus; the review decision stays with the Master Agent.
-from agentfirm.build import remote
+from agentfirm.runs import remote
 
 SPEC = await remote.locate_spec(REPO)
 RESULT = await remote.run_spec(SPEC, repo=REPO or None)"""

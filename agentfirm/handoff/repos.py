@@ -7,6 +7,7 @@ CLI and needs no git configuration of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,7 @@ from typing import Protocol
 
 import structlog
 
-from agentfirm.errors import AgentfirmError, BadInput
+from agentfirm.errors import AgentfirmError, BadInput, DiskFull
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,9 @@ class RepoBackend(Protocol):
 
     async def commit(self, repo: str, message: str) -> str:
         """Commit everything written so far in ONE commit; returns the commit sha."""
+
+    async def read_file(self, repo: str, path: str) -> bytes | None:
+        """The content of ``path`` as last committed or written, or ``None`` when it is absent."""
 
 
 def checked_relpath(path: str) -> PurePosixPath:
@@ -80,13 +84,37 @@ class LocalGitRepos:
         if not (path / ".git").is_dir():
             await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
             await _git(path, "init", "--quiet", "-b", "main")
+            # A clone that ran the notebook elsewhere pushes its outputs back to main; the
+            # checked-out tree follows (refused, and left untouched, if it had local edits).
+            await _git(path, "config", "receive.denyCurrentBranch", "updateInstead")
             log.info("repo.created", task_id=task_id, repo=str(path))
         return str(path)
+
+    async def is_clone(self, repo: str) -> bool:
+        """Whether ``repo`` is a clone of a task repo (it has an ``origin``), not the task repo."""
+        return "origin" in (await _git(Path(repo), "remote")).split()
+
+    async def push(self, repo: str) -> None:
+        """Push a clone's branch back to its ``origin``. Raises ``AgentfirmError`` on failure."""
+        await _git(Path(repo), "push", "--quiet", "origin", "HEAD")
+
+    async def lost(self, repo: str) -> bool:
+        """Whether the repo at ``repo`` is gone (its directory or its ``.git`` deleted): the
+        store still holds what it held, so it can be written again."""
+        return not await asyncio.to_thread((Path(repo) / ".git").is_dir)
 
     async def write_files(self, repo: str, files: Mapping[str, str | bytes]) -> None:
         root = Path(repo)
         targets = {root.joinpath(checked_relpath(name)): data for name, data in files.items()}
         await asyncio.to_thread(_write_all, root, targets)
+
+    async def read_file(self, repo: str, path: str) -> bytes | None:
+        target = Path(repo).joinpath(checked_relpath(path))
+
+        def read() -> bytes | None:
+            return target.read_bytes() if target.is_file() else None
+
+        return await asyncio.to_thread(read)
 
     async def commit(self, repo: str, message: str) -> str:
         path = Path(repo)
@@ -113,6 +141,20 @@ def _write_all(root: Path, targets: Mapping[Path, str | bytes]) -> None:
             target.write_text(data, encoding="utf-8")
 
 
+_NO_SPACE = "No space left on device"
+"""How git says ENOSPC (strerror, which git prints) in the C locale it runs in (``_git_env``)."""
+
+
+def _git_env() -> dict[str, str]:
+    """This process's environment with git's messages untranslated: under another language
+    (``LANG``, ``LANGUAGE``) git and strerror speak it, and a full disk would not be known.
+    ``LC_ALL=C`` also makes gettext ignore ``LANGUAGE``; file contents and commit messages are
+    bytes to git, so nothing written changes."""
+    env = {name: value for name, value in os.environ.items() if name != "LANGUAGE"}
+    env["LC_ALL"] = "C"
+    return env
+
+
 async def _git(cwd: Path, *args: str) -> str:
     """Run ``git`` in ``cwd``; returns stdout. Raises ``AgentfirmError`` when git is missing or
     the command fails (with git's own message)."""
@@ -122,6 +164,7 @@ async def _git(cwd: Path, *args: str) -> str:
             *_GIT_CONFIG,
             *args,
             cwd=cwd,
+            env=_git_env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -138,8 +181,11 @@ async def _git(cwd: Path, *args: str) -> str:
         await process.wait()
         raise
     if process.returncode != 0:
-        lines = stderr.decode(errors="replace").strip().splitlines()
+        said = stderr.decode(errors="replace")
+        lines = said.strip().splitlines()
         detail = lines[-1] if lines else f"exit status {process.returncode}"
+        if _NO_SPACE in said:  # the task stops resumably, as for any other full disk
+            raise DiskFull(cwd, f"git {args[0]}: {detail}")
         raise AgentfirmError(
             f"git {args[0]} failed in {cwd}: {detail}",
             hint="check that the directory is a git repo and the disk is writable",

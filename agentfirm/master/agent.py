@@ -12,35 +12,49 @@ event pump), ``budgeting`` (the budget prompt), ``review`` (the draft review), `
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from agentfirm.build.master import BuildMaster
-from agentfirm.build.module_runner import ModuleFailed
+from agentfirm.build_master.master import BuildMaster
+from agentfirm.build_master.module_runner import ModuleFailed
 from agentfirm.bus.base import Bus
-from agentfirm.domain import Task, TaskSpec, TaskStatus
-from agentfirm.errors import AgentfirmError, BadInput, BudgetExceeded, NotFound, TaskRejected
+from agentfirm.domain.costs import summarize
+from agentfirm.domain.models import Task, TaskSpec, TaskStatus
+from agentfirm.domain.policy import TaskPolicy
+from agentfirm.domain.tools import ChangingTools, ToolConsent, tool_consents
+from agentfirm.errors import (
+    AgentfirmError,
+    BadInput,
+    BudgetExceeded,
+    NotFound,
+    TaskRejected,
+    disk_full,
+)
 from agentfirm.handoff.repos import RepoBackend
-from agentfirm.handoff.runners import InprocRunner, Runner, draft_markdown
-from agentfirm.handoff.task_repo import publish_task_repo
+from agentfirm.master.abort_watch import AbortWatch
 from agentfirm.master.budgeting import BudgetPrompt, BudgetStop, budget_info
 from agentfirm.master.close import Closer
-from agentfirm.master.decisions import Decider
-from agentfirm.master.estimate import Estimate, Pricing, estimate_plan
+from agentfirm.master.decisions import Decider, tool_consent
+from agentfirm.master.estimate import DEFAULT_MAX_TURNS, Estimate, Pricing, estimate_plan
 from agentfirm.master.events import EventPump, Observer
 from agentfirm.master.failures import FailureHandler, ModuleAborted
 from agentfirm.master.intake import IntakeDesk, MasterRouter
 from agentfirm.master.result import RunResult, result_of
 from agentfirm.master.review import Reviewer
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.master.transitions import move
+from agentfirm.master.task_repos import TaskRepos
+from agentfirm.master.tool_check import ToolProbe, check_tools, unavailable_tools
+from agentfirm.master.transitions import check_not_ended, move
 from agentfirm.money import nano_to_float, usd_to_nano
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
+from agentfirm.runs.base import Runner, draft_markdown
+from agentfirm.runs.inproc import InprocRunner
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -48,6 +62,17 @@ log = structlog.get_logger(__name__)
 S = TaskStatus
 MAX_REVIEW_ROUNDS = 3
 T = TypeVar("T")
+
+
+class Reconcile(Protocol):
+    """``Router.reconcile``'s shape."""
+
+    def __call__(self, task_id: str, *, last: bool = ...) -> Awaitable[object]: ...
+
+
+PlanShown = Callable[[Task, TaskSpec, Estimate, int, Sequence[ToolConsent]], None]
+"""Sees a plan (with its estimate, the proposed budget and what becomes of its tools that may
+change things) before it is put to the decider."""
 
 
 @dataclass
@@ -67,20 +92,42 @@ class MasterAgent:
     """For the Master's own calls (classification, clarification, planning); ``None``:
     keywords and templates only."""
     intake_budget_nano: int = 0
-    """The ceiling a new task starts with, before a plan and its budget are approved."""
+    """The ceiling a new task's intake reserves against when no budget was given (the intake
+    cap, ``settings.intake_cap_usd``)."""
     quality_revision: bool = True
     """Whether failing quality checklist items get one automatic revision round."""
+    redact: Callable[[str], str] | None = None
+    """Scrubs secrets (registered values, known key shapes) from what a human typed — the
+    request, answers, review notes — before it is written anywhere; ``None``: kept as typed."""
+    notebook_requirement: str = ""
+    """How task notebooks install agentfirm instead of the repo's wheel (a setting)."""
+    abort_wait_s: float | None = None
+    """How long a build is waited for once its task is ``aborting`` (a cancel it did not answer
+    in time) before the task is ended ``aborted`` here (``AbortWatch``); None: for ever."""
+    reconcile: Reconcile | None = None
+    """Books a task's "≤" rows again at what their providers recorded (``Router.reconcile``):
+    when a task is taken over and when its drive ends. ``None``: they stay "≤"."""
     _budget: BudgetPrompt = field(init=False)
     _events: EventPump = field(init=False)
     _reviews: Reviewer = field(init=False)
     _failures: FailureHandler = field(init=False)
     _desk: IntakeDesk = field(init=False)
+    _repos: TaskRepos = field(init=False)
 
     def __post_init__(self) -> None:
         self._budget = BudgetPrompt(self.store, self.bus, self.decider)
         self._events = EventPump(self.store, self.bus, self.observer, self._budget.answer)
-        self._reviews = Reviewer(self.store, self.bus, self.decider)
+        self._reviews = Reviewer(self.store, self.bus, self.decider, self.redact)
         self._failures = FailureHandler(self.store, self.bus, self.decider)
+        self._repos = TaskRepos(
+            store=self.store,
+            bus=self.bus,
+            repos=self.repos,
+            personas=self.personas,
+            attachments=getattr(self.build, "attachments", None),
+            requirement=self.notebook_requirement,
+            redact=self.redact,
+        )
         self._desk = IntakeDesk(
             store=self.store,
             bus=self.bus,
@@ -90,6 +137,7 @@ class MasterAgent:
             router=self.router,
             intake_budget_nano=self.intake_budget_nano,
             attachments=getattr(self.build, "attachments", None),
+            redact=self.redact,
         )
 
     async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
@@ -100,25 +148,47 @@ class MasterAgent:
 
     # ------------------------------------------------------------------ intake → plan
     async def intake(
-        self, request: str, *, persona: str | None = None, attachments: Sequence[Path] = ()
+        self,
+        request: str,
+        *,
+        persona: str | None = None,
+        attachments: Sequence[Path] = (),
+        budget_nano: int | None = None,
+        policy: TaskPolicy | None = None,
+        on_created: Callable[[str], None] = lambda task_id: None,
     ) -> Task:
-        """Create the task and classify it: ``--persona``, else keywords, else (with a real
-        model) a utility-tier call, else the decider is asked. ``attachments`` are copied and
-        indexed for the task's research agent. Bad input (empty request, unknown persona, no
-        persona under ``--yes``, an attachment that is missing or not text — named) is refused
-        before anything is written — except when a model classifies the request: that task is
-        created first (its call is charged to it), and is kept, marked failed, with its ledger
-        rows and attachments."""
-        return await self._desk.intake(request, persona=persona, attachments=attachments)
+        """Create the task and classify it (see ``IntakeDesk.intake``)."""
+        return await self._desk.intake(
+            request,
+            persona=persona,
+            attachments=attachments,
+            budget_nano=budget_nano,
+            policy=policy,
+            on_created=on_created,
+        )
 
     def estimate(self, spec: TaskSpec) -> Estimate:
-        return estimate_plan(spec.plan, self.pricing, checklist_items=len(spec.quality_checklist))
+        return estimate_plan(
+            spec.plan,
+            self.pricing,
+            checklist_items=len(spec.quality_checklist),
+            default_max_turns=getattr(self.build, "max_turns", DEFAULT_MAX_TURNS),
+        )
 
     async def plan(self, task: Task) -> tuple[TaskSpec, Estimate]:
         """Clarify if the request is ambiguous (asking the decider, or recording assumptions),
         adapt the persona's template to it, and leave the task awaiting plan approval."""
         spec = await self._desk.plan(task)
         return spec, self.estimate(spec)
+
+    async def unavailable_tools(self, names: Iterable[str]) -> list[str]:
+        """Why tools of ``names`` cannot be used, one line each; empty when all can be."""
+        return await unavailable_tools(self._tools, names)
+
+    @property
+    def _tools(self) -> ToolProbe | None:
+        tools: ToolProbe | None = getattr(self.build, "tools", None)
+        return tools
 
     # ------------------------------------------------------------------ the whole run
     async def run(
@@ -128,18 +198,30 @@ class MasterAgent:
         persona: str | None = None,
         budget_usd: Any = None,
         attachments: Sequence[Path] = (),
+        policy: TaskPolicy | None = None,
     ) -> RunResult:
         """intake → plan → approval → execution → review → close, in one call."""
-        task = await self.intake(request, persona=persona, attachments=attachments)
-        _spec, estimate = await self.plan(task)
-        budget_nano = (
-            usd_to_nano(budget_usd) if budget_usd is not None else estimate.suggested_budget_nano()
+        given = usd_to_nano(budget_usd) if budget_usd is not None else None
+        if given is not None:
+            policy = (policy or TaskPolicy()).model_copy(update={"budget_nano": given})
+        task = await self.intake(
+            request, persona=persona, attachments=attachments, budget_nano=given, policy=policy
         )
-        return await self.approve_and_execute(task.id, budget_nano)
+        return await self.drive(task.id)
 
-    async def approve_and_execute(self, task_id: str, budget_nano: int) -> RunResult:
+    async def approve_and_execute(
+        self,
+        task_id: str,
+        budget_nano: int,
+        *,
+        tools_checked: ChangingTools | None = None,
+        on_planned: PlanShown | None = None,
+    ) -> RunResult:
         """Put the plan of a task awaiting approval to the decider at ``budget_nano``; on approval
-        hand it off and run it through review to the end."""
+        hand it off and run it through review to the end. Not put while a tool the plan needs
+        cannot be used (``ConfigError``), unless ``tools_checked``: just found usable, with
+        these tools that may change things. The question says what becomes of each of those
+        (denied under ``--yes`` unless allowed, or asked before each call)."""
         self.locks.acquire(task_id)
         task = await self.store.get_task(task_id)
         if task.status is not S.AWAITING_PLAN_APPROVAL or task.spec is None:
@@ -148,8 +230,26 @@ class MasterAgent:
                 hint="see `agentfirm tasks show " + task_id + "`",
             )
         spec = task.spec
+        # Planned while a server worked (or with `agentfirm plan`, which only warns): the plan
+        # is not put to anyone while a tool it needs cannot be used.
+        changing = tools_checked
+        if changing is None:
+            names = (n for m in spec.plan.modules for n in m.tools)
+            changing = await check_tools(
+                self._tools, task_id, names, before="its plan was approved", then="approve"
+            )
+        decides_alone, allowed = tool_consent(self.decider, task.policy)
+        consents = tool_consents(
+            ((m.id, m.tools) for m in spec.plan.modules),
+            changing,
+            decides_alone=decides_alone,
+            allowed=allowed,
+        )
+        estimate = self.estimate(spec)
+        if on_planned is not None:
+            on_planned(task, spec, estimate, budget_nano, consents)
         decision = await self.decider.approve_plan(
-            task, spec.plan, self.estimate(spec), budget_nano
+            task, spec.plan, estimate, budget_nano, tools=consents
         )
         if not decision.approved:
             await self._move(task_id, S.REJECTED, decision.reason or "plan rejected")
@@ -164,16 +264,34 @@ class MasterAgent:
         return await self._hand_off(task_id, spec)
 
     async def resume(self, task_id: str, *, budget_nano: int | None = None) -> RunResult:
-        """Pick a task up from its persisted state after a crash (or a stop for budget) and drive
-        it to the end. Completed modules are not run again; reservations a dead process left
-        behind are released first, so its unfinished calls cost nothing."""
+        """``drive`` a task that stopped before its end (a crash, Ctrl-C, or budget)."""
+        return await self.drive(task_id, budget_nano=budget_nano)
+
+    async def drive(
+        self,
+        task_id: str,
+        *,
+        budget_nano: int | None = None,
+        on_planned: PlanShown | None = None,
+    ) -> RunResult:
+        """Drive a task from the state its row holds to its end, or until it waits for a human
+        who is not there: the one run sequence (classify, plan, approve, hand off, execute,
+        review, close) that every host — the CLI in-process, the daemon, ``resume`` — follows,
+        whether the task was just created by ``intake`` or picked up after a crash.
+
+        Completed modules are not run again; reservations a dead process left behind are
+        released first, each booked at its reservation (``cancelled``, an upper bound: the
+        request may have reached the provider, which bills it). ``budget_nano``: the ceiling
+        proposed at plan approval (default: the task policy's, else the plan's suggested
+        budget) and, for a task stopped for budget, its new ceiling. ``on_planned`` sees the
+        plan before it is put to the decider."""
         self.locks.acquire(task_id)
         task = await self.store.get_task(task_id)
-        if task.status.is_final:
-            raise BadInput(f"task {task_id} is already {task.status}: nothing to resume")
+        check_not_ended(task, "resume")
         released = await self.store.release_reservations(task_id)
         if released:
             log.warning("task.reservations_released", task_id=task_id, count=released)
+        await self._reconcile(task_id)
         if task.status in (S.RECEIVED, S.CLASSIFIED, S.CLARIFYING) and self.intake_budget_nano:
             # A crash between creating the task and setting its intake budget leaves none, and
             # every planning call would be refused.
@@ -192,11 +310,18 @@ class MasterAgent:
         elif task.status is S.RECEIVED:
             await self._move(task_id, S.CLASSIFIED, "resumed")
             task = await self.store.get_task(task_id)
+        checked: ChangingTools | None = None  # the persona's tools just found usable
         if task.status in (S.CLASSIFIED, S.CLARIFYING) and task.spec is not None:
             # Stopped between saving its plan and announcing it: the plan is kept, not paid for
             # again (a spec is only ever saved by planning).
             await self._move(task_id, S.PLANNED, "resumed with the plan saved before the stop")
         elif task.status in (S.CLASSIFIED, S.CLARIFYING):
+            if task.persona is not None:
+                modules = self.personas.get(task.persona).modules
+                names = (n for m in modules for n in m.tools)
+                checked = await check_tools(
+                    self._tools, task_id, names, before="planning", then="resume"
+                )
             await self.plan(task)
         if (await self.store.get_task(task_id)).status is S.PLANNED:
             await self._move(task_id, S.AWAITING_PLAN_APPROVAL, "resumed")
@@ -204,8 +329,11 @@ class MasterAgent:
         if task.status is S.AWAITING_PLAN_APPROVAL:
             spec = task.spec
             assert spec is not None  # planned tasks always carry their spec
-            default = budget_nano or self.estimate(spec).suggested_budget_nano()
-            return await self.approve_and_execute(task_id, default)
+            estimate = self.estimate(spec)
+            proposed = budget_nano or task.policy.budget_nano or estimate.suggested_budget_nano()
+            return await self.approve_and_execute(
+                task_id, proposed, tools_checked=checked, on_planned=on_planned
+            )
         if task.spec is None:
             raise BadInput(f"task {task_id} has no plan to resume from")
         if task.status is S.APPROVED:
@@ -214,23 +342,43 @@ class MasterAgent:
 
     async def _hand_off(self, task_id: str, spec: TaskSpec) -> RunResult:
         """Publish the task repo (spec, persona, notebook) in one commit, then drive."""
-        published = await publish_task_repo(
-            self.repos, spec, persona=self.personas.get(spec.persona)
-        )
-        task = await self.store.get_task(task_id)
-        task.repo_path = published.location
-        await self.store.save_task(task)
+        launch_url = await self._repos.publish(task_id, spec)
         where = f"runner {self._runner.name}"
-        if published.launch_url:
-            where += f"; launch {published.launch_url}"
+        if launch_url:
+            where += f"; launch {launch_url}"
         await self._move(task_id, S.HANDED_OFF, where)
         return await self._drive(task_id, spec)
 
     @property
     def _runner(self) -> Runner:
-        return self.runner or InprocRunner(self.build)
+        runner = self.runner or InprocRunner(self.build)
+        if self.abort_wait_s is None:
+            return runner
+        return AbortWatch(runner, self.store, within_s=self.abort_wait_s)
+
+    async def _reconcile(self, task_id: str, *, last: bool = False) -> bool:
+        """Make what "≤" rows the providers' records can exact; a failure only leaves them
+        "≤" (the task goes on). ``last``: the drive ends here. Whether any row changed."""
+        if self.reconcile is None:
+            return False
+        try:
+            done = await self.reconcile(task_id, last=last)
+        except AgentfirmError as err:
+            log.warning("ledger.reconcile_failed", task_id=task_id, error=str(err))
+            return False
+        return bool(done)
 
     async def _drive(self, task_id: str, spec: TaskSpec) -> RunResult:
+        """``_advance``, then the calls its end left "≤" (cut off past their grace) are looked
+        up in their providers' records."""
+        result = await self._advance(task_id, spec)
+        if not await self._reconcile(task_id, last=True):
+            return result
+        # What the result says it cost is the ledger's after the rows were booked again.
+        cost = summarize(await self.store.list_ledger(task_id))
+        return dataclasses.replace(result, cost=cost)
+
+    async def _advance(self, task_id: str, spec: TaskSpec) -> RunResult:
         """Advance the task from whatever state it is in until it ends or waits for a human who
         is not there. Each step reads the persisted status, so a crash at any point resumes here."""
         markdown: str | None = None
@@ -242,7 +390,10 @@ class MasterAgent:
                 if status in (S.HANDED_OFF, S.REVISING):
                     await self._move(task_id, S.EXECUTING)
                 elif status is S.EXECUTING:
+                    await self._repos.location(task_id, spec)
                     markdown = await self._execute(task, spec)
+                    if (await self.store.get_task(task_id)).status is S.ABORTING:
+                        continue  # cancelled meanwhile: ended above
                     if markdown is not None:
                         await self._move(task_id, S.AWAITING_REVIEW, "draft stitched")
                 elif status is S.AWAITING_REVIEW:
@@ -261,6 +412,10 @@ class MasterAgent:
                 elif status is S.AWAITING_BUDGET:
                     if not await self._budget.answer(task_id, {}, already_waiting=True):
                         raise BudgetStop("budget exhausted; the task waits for more budget")
+                elif status is S.ABORTING:
+                    # Cancelled while its build ran elsewhere: whatever the build did since, the
+                    # cancel stands.
+                    raise TaskRejected(f"task {task_id} was cancelled")
                 else:
                     raise BadInput(f"task {task_id} is {status}: nothing to drive")
         except BudgetStop as stop:
@@ -275,6 +430,10 @@ class MasterAgent:
         except BadInput:
             raise
         except Exception as err:  # a failed module or provider: the task fails, the data stays
+            full = disk_full(err)
+            if full is not None:  # not the task's fault: it stops here and resumes later
+                log.error("task.stopped_disk_full", task_id=task_id, path=full.path)
+                raise full.for_task(task_id) from None
             log.error("task.failed", task_id=task_id, error=str(err))
             await self._move(task_id, S.FAILED, str(err))
             return await self._result(task_id, "failed", error=str(err))
@@ -313,6 +472,7 @@ class MasterAgent:
             actor=self.decider.actor,
             build=self.build,
             repos=self.repos,
+            task_repo=self._repos.location,
             execute=execute,
             gated=self._gated,
             estimate=self.estimate,

@@ -21,7 +21,9 @@ from typing import Any
 import structlog
 
 from agentfirm.bus.base import Bus
-from agentfirm.domain import Approval, ApprovalKind, TaskStatus
+from agentfirm.domain.decision import Decision
+from agentfirm.domain.models import Approval, ApprovalKind, TaskStatus
+from agentfirm.domain.tools import tool_allowed
 from agentfirm.errors import BadInput, NotFound
 from agentfirm.ids import new_id
 from agentfirm.master.approval_rules import (
@@ -31,9 +33,9 @@ from agentfirm.master.approval_rules import (
     WAITS_IN,
     Outcome,
     check_decision,
-    parse_budget,
 )
-from agentfirm.money import nano_to_float
+from agentfirm.master.decisions import AUTO_ACTOR, AUTO_DECISIONS, AUTO_NOTE, uncovered_refusal
+from agentfirm.money import nano_to_float, parse_budget_nano
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -43,19 +45,22 @@ Match = Callable[[Approval], bool]
 class ApprovalBook:
     """Approval rows of every task, asked and decided. ``actor`` names who asks (the host, in
     the transition log); ``poll_interval`` is how soon a decision taken in another process is
-    seen; ``details_grace`` how long to wait for the parameters of such a decision."""
+    seen; ``details_grace`` how long to wait for the parameters of such a decision. ``redact``
+    (the App's redactor) scrubs what a human typed into a decision before anything keeps it."""
 
     def __init__(
         self,
         store: Store,
         bus: Bus,
         *,
+        redact: Callable[[str], str],
         actor: str = "daemon",
         poll_interval: float = 1.0,
         details_grace: float = 5.0,
     ) -> None:
         self.store = store
         self.bus = bus
+        self.redact = redact
         self.actor = actor
         self.poll_interval = poll_interval
         self.details_grace = details_grace
@@ -86,7 +91,7 @@ class ApprovalBook:
     async def decide(
         self,
         approval_id: str,
-        decision: str,
+        decision: str | Decision,
         *,
         actor: str,
         notes: str = "",
@@ -95,8 +100,10 @@ class ApprovalBook:
         answers: Mapping[str, str] | None = None,
     ) -> Approval:
         """Record a human's decision and wake the task waiting on it; returns the decided row.
+        ``decision``: a ``Decision`` (the answer every front end gives), or its word with the
+        same fields as keywords.
 
-        ``decision``: ``approved``, ``rejected`` or ``aborted`` for every kind, ``revise`` for a
+        The word: ``approved``, ``rejected`` or ``aborted`` for every kind, ``revise`` for a
         review, ``retry`` or ``skip`` for a failure (``approved`` retries it, ``rejected`` aborts).
         ``budget_usd``: the ceiling for an approved plan (default: the one proposed) or the new
         ceiling for an approved budget question (above the current one; default: the suggested
@@ -104,12 +111,20 @@ class ApprovalBook:
         id → answer for an approved ``clarify`` (unanswered questions are assumed). Raises
         ``BadInput`` (``NotFound`` for an unknown id) for a decision that cannot be taken, before
         anything is written."""
+        if isinstance(decision, Decision):
+            answer = decision
+        else:
+            answer = Decision(decision, notes, budget_usd, tuple(modules), answers)
+        # Every front end's answer enters here: a key typed into notes or answers goes no further.
+        answer = answer.redacted(self.redact)
+        decision, notes, budget_usd = answer.decision, answer.notes, answer.budget_usd
+        modules, answers = answer.modules, answer.answers
         if decision not in DECISIONS:
             raise BadInput(
                 f"decision {decision!r} is not one of {', '.join(DECISIONS)}",
                 hint="approve with 'approved', or 'rejected' / 'revise'",
             )
-        budget_nano = parse_budget(budget_usd)
+        budget_nano = parse_budget_nano(budget_usd)
         approval = await self.find(approval_id)
         names = tuple(dict.fromkeys(m.strip() for m in modules if m.strip()))
         replies = {str(k): str(v) for k, v in (answers or {}).items()}
@@ -171,7 +186,31 @@ class ApprovalBook:
         elif approval.decision == "pending":
             await self.announce(approval)
         self._task_of[approval.id] = task_id
+        if approval.decision == "pending":
+            await self._decide_by_policy(approval)
         return approval, await self._wait(approval)
+
+    async def _decide_by_policy(self, approval: Approval) -> None:
+        """A task created with ``--yes`` answers its own questions at once, as ``AutoDecider``
+        does in-process: the policy is part of the task, so any host driving it (a daemon
+        restarted after its client exited included) answers the same."""
+        task = await self.store.get_task(approval.task_id)
+        policy = task.policy
+        decision = AUTO_DECISIONS.get(approval.kind)
+        if approval.kind == "tool":  # denied unless --allow-tool names it
+            named = tool_allowed(
+                policy.allowed_tools, approval.payload.get("tool"), approval.payload.get("origin")
+            )
+            decision = "approved" if named else "rejected"
+        notes = AUTO_NOTE
+        if approval.kind == "plan":
+            refusal = uncovered_refusal(approval.payload.get("uncovered") or [])
+            if refusal is not None:
+                decision, notes = "rejected", refusal
+        if not policy.auto_approve or decision is None:
+            return
+        with contextlib.suppress(BadInput):  # a front end decided it meanwhile
+            await self.decide(approval.id, decision, actor=AUTO_ACTOR, notes=notes)
 
     async def announce(self, approval: Approval) -> None:
         """Publish ``approval.requested`` for a question asked before a stop, unless it was: a

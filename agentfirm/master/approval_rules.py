@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args
 
-from agentfirm.domain import Approval, ApprovalDecision, TaskStatus
+from agentfirm.domain.models import Approval, ApprovalDecision, TaskStatus
 from agentfirm.errors import BadInput
 from agentfirm.money import nano_to_float, usd_to_nano
 
@@ -18,7 +18,6 @@ DECISION_OF: dict[str, ApprovalDecision] = {
 DECISIONS: tuple[str, ...] = tuple(DECISION_OF)
 """What ``decide`` accepts: ``approved``, ``revise``, ``rejected``, ``aborted``, ``retry``,
 ``skip``."""
-MAX_BUDGET_USD = Decimal(1_000_000)
 QUESTION = "question"
 """Every payload a ``StoreDecider`` writes carries a question; rows without one (the Master
 Agent's own record of a decision) are never reused as a pending question."""
@@ -28,6 +27,7 @@ WAITS_IN: dict[str, TaskStatus] = {
     "review": TaskStatus.AWAITING_REVIEW,
     "clarify": TaskStatus.CLARIFYING,
     "failure": TaskStatus.EXECUTING,
+    "tool": TaskStatus.EXECUTING,
 }
 """The status a task is in while it waits on each kind."""
 ALLOWED: dict[str, frozenset[str]] = {
@@ -36,6 +36,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "review": frozenset({"approved", "revise", "rejected", "aborted"}),
     "clarify": frozenset({"approved", "rejected", "aborted"}),
     "failure": frozenset({"retry", "skip", "approved", "rejected", "aborted"}),
+    "tool": frozenset({"approved", "rejected", "aborted"}),
 }
 
 
@@ -52,23 +53,6 @@ class Outcome:
 
     def because(self) -> str:
         return f"{self.decision} by {self.actor}" + (f": {self.notes}" if self.notes else "")
-
-
-def parse_budget(value: Decimal | float | str | None) -> int | None:
-    """A positive USD amount (at most ``MAX_BUDGET_USD``) → nano-dollars; ``None`` passes.
-    Raises ``BadInput`` for anything else."""
-    if value is None:
-        return None
-    try:
-        usd = Decimal(str(value).strip().lstrip("$"))
-    except (InvalidOperation, ValueError):
-        usd = Decimal("NaN")
-    if not usd.is_finite() or not 0 < usd <= MAX_BUDGET_USD:
-        raise BadInput(
-            f"budget {value!r} is not a positive amount of at most ${MAX_BUDGET_USD}",
-            hint="e.g. budget_usd 2.50",
-        )
-    return usd_to_nano(usd)
 
 
 def _round_up_to_cent(nano: int) -> int:

@@ -14,6 +14,8 @@ whose payload carries what a front end shows, publishes ``approval.requested`` a
 - ``review``: the draft; ``approved``, ``revise`` (with modules and notes), ``rejected``.
 - ``failure``: ``module_id``, ``error``, ``attempts``; ``retry`` (or ``approved``), ``skip``,
   ``aborted`` (or ``rejected``).
+- ``tool``: ``module_id``, ``call_id``, ``tool``, ``origin``, ``arguments`` of a tool call that
+  may change things; ``approved`` runs it, ``rejected`` (or ``aborted``) denies it.
 
 After a restart the task asks again and gets its earlier row back, pending or already decided, so
 a decision is never asked twice nor lost.
@@ -24,17 +26,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentfirm.build.scheduler import waves
-from agentfirm.costs import summarize
-from agentfirm.domain import Approval, Plan, Task
+from agentfirm.domain.calls import DELIVERABLE_ID
+from agentfirm.domain.costs import summarize
+from agentfirm.domain.graph import waves
+from agentfirm.domain.models import Approval, Plan, Task
+from agentfirm.domain.tools import ToolConsent, ToolRequest
 from agentfirm.errors import TaskRejected
 from agentfirm.master.approval_book import ApprovalBook
 from agentfirm.master.approval_rules import (
     DECISIONS,
-    MAX_BUDGET_USD,
     QUESTION,
     Outcome,
-    parse_budget,
     suggested_ceiling,
 )
 from agentfirm.master.decisions import (
@@ -47,7 +49,6 @@ from agentfirm.master.decisions import (
 from agentfirm.master.estimate import Estimate
 from agentfirm.money import nano_to_float
 
-_DELIVERABLE_ID = "_deliverable"
 CLARIFY_DEFAULT = "the most likely reading of the request"
 """A clarify question's default answer: answering with it (or blank) leaves it assumed."""
 _FAILURE_CHOICE: dict[str, FailureChoice] = {
@@ -74,15 +75,24 @@ class StoreDecider(ApprovalBook):
         return await AutoDecider().choose_persona(request, candidates, scores)
 
     async def approve_plan(
-        self, task: Task, plan: Plan, estimate: Estimate, budget_nano: int
+        self,
+        task: Task,
+        plan: Plan,
+        estimate: Estimate,
+        budget_nano: int,
+        *,
+        tools: Sequence[ToolConsent] = (),
     ) -> PlanDecision:
         levels = plan.waves or waves(plan.modules)
         budget = nano_to_float(budget_nano)
+        denied = sum(1 for t in tools if t.way == "denied")
         payload = {
             QUESTION: (
                 f"Approve the plan — {len(plan.modules)} modules in {len(levels)} waves, expected "
                 f"${nano_to_float(estimate.expected_nano):.4f}, worst case "
-                f"${nano_to_float(estimate.worst_nano):.4f} — at a budget of ${budget:.2f}?"
+                f"${nano_to_float(estimate.worst_nano):.4f} — at a budget of ${budget:.2f}"
+                + (f"; {denied} tool(s) it may call will be denied (--yes)" if denied else "")
+                + "?"
             ),
             "persona": task.persona,
             "modules": [
@@ -93,6 +103,8 @@ class StoreDecider(ApprovalBook):
             "estimate": estimate.to_json(),
             "suggested_budget_usd": nano_to_float(estimate.suggested_budget_nano()),
             "budget_usd": budget,
+            "uncovered": [u.model_dump(mode="json") for u in plan.uncovered],
+            "tools": [t.to_json() for t in tools],
         }
         _row, outcome = await self.ask(task.id, "plan", payload)
         if outcome.decision == "approved":
@@ -122,11 +134,11 @@ class StoreDecider(ApprovalBook):
         return BudgetDecision(None, outcome.because())
 
     async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision:
-        draft = (await self.store.latest_artifacts(task.id)).get(_DELIVERABLE_ID)
+        draft = (await self.store.latest_artifacts(task.id)).get(DELIVERABLE_ID)
         payload = {
             QUESTION: "Review the draft: approve it, revise (name modules to re-run), or reject?",
             "draft_markdown": draft_markdown,
-            "artifact": {"module_id": _DELIVERABLE_ID, "version": draft.version if draft else None},
+            "artifact": {"module_id": DELIVERABLE_ID, "version": draft.version if draft else None},
             "modules": [m.id for m in task.spec.plan.modules] if task.spec else [],
         }
         _row, outcome = await self.ask(task.id, "review", payload)
@@ -188,5 +200,24 @@ class StoreDecider(ApprovalBook):
         _row, outcome = await self.ask(task.id, "failure", payload, same=same)
         return _FAILURE_CHOICE.get(outcome.decision, "abort")
 
+    async def approve_tool(self, task_id: str, module_id: str, request: ToolRequest) -> bool:
+        """Ask whether a tool call that may change things may run (a ``tool`` approval)."""
+        payload = {
+            QUESTION: f"Module {module_id} wants to run {request.origin or request.tool} "
+            f"with {request.arguments[:300]} — it may change things outside this task. "
+            "Allow it?",
+            "module_id": module_id,
+            "call_id": request.call_id,
+            "tool": request.tool,
+            "origin": request.origin,
+            "arguments": request.arguments,
+        }
 
-__all__ = ["DECISIONS", "MAX_BUDGET_USD", "Outcome", "StoreDecider", "parse_budget"]
+        def same(row: Approval) -> bool:
+            return row.payload.get("call_id") == request.call_id
+
+        _row, outcome = await self.ask(task_id, "tool", payload, same=same)
+        return outcome.decision == "approved"
+
+
+__all__ = ["DECISIONS", "Outcome", "StoreDecider"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentfirm.bus.base import Bus
-from agentfirm.domain import TaskStatus
+from agentfirm.domain.models import TaskStatus
 from agentfirm.errors import BudgetExceeded
 from agentfirm.master.decisions import Decider
 from agentfirm.master.transitions import move

@@ -14,16 +14,15 @@ from typing import Any
 
 import structlog
 
-from agentfirm.build.subagent import RouterLike, structured_output
-from agentfirm.domain import Tier
+from agentfirm.domain.calls import CLARIFY_ID
+from agentfirm.domain.models import Tier
 from agentfirm.errors import BudgetExceeded, ProviderError
-from agentfirm.personas import Persona
-from agentfirm.router.base import Message
+from agentfirm.personas.library import Persona
+from agentfirm.router.base import Message, RouterLike, structured_output
 
 log = structlog.get_logger(__name__)
 
 MAX_QUESTIONS = 3
-CLARIFY_MODULE_ID = "_clarify"
 """``module_id`` of the clarification call on the ledger."""
 
 _MAX_TOKENS = 400
@@ -82,11 +81,11 @@ async def clarifying_questions(
             tier=tier,
             messages=clarification_messages(persona, request),
             task_id=task_id,
-            module_id=CLARIFY_MODULE_ID,
+            module_id=CLARIFY_ID,
             output_schema=clarification_schema(),
             max_tokens=_MAX_TOKENS,
         )
-        data = structured_output(result, module_id=CLARIFY_MODULE_ID)
+        data = structured_output(result, module_id=CLARIFY_ID)
     except (ProviderError, BudgetExceeded) as err:
         log.warning("clarify.failed", task_id=task_id, error=str(err))
         return []

@@ -15,10 +15,10 @@ from typing import Any
 
 import structlog
 
-from agentfirm.build.subagent import RouterLike, structured_output
+from agentfirm.domain.calls import CLASSIFY_ID
 from agentfirm.errors import BudgetExceeded, ProviderError
-from agentfirm.personas import Classification, Persona, PersonaLibrary
-from agentfirm.router.base import Message
+from agentfirm.personas.library import Classification, Persona, PersonaLibrary
+from agentfirm.router.base import Message, RouterLike, structured_output
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,6 @@ LLM_ACCEPT_CONFIDENCE = 0.7
 confidence is loosely calibrated, so the bar is set where they call a pick clear rather than
 plausible: asking costs the user one question, a wrong persona costs a whole plan."""
 
-CLASSIFY_MODULE_ID = "_classify"
 """``module_id`` of the classification call on the ledger."""
 
 NO_PERSONA = "none"
@@ -100,11 +99,11 @@ async def classify_request(
             tier="utility",
             messages=classification_messages(personas, request, keywords),
             task_id=task_id,
-            module_id=CLASSIFY_MODULE_ID,
+            module_id=CLASSIFY_ID,
             output_schema=classification_schema(ids),
             max_tokens=_MAX_TOKENS,
         )
-        data = structured_output(result, module_id=CLASSIFY_MODULE_ID)
+        data = structured_output(result, module_id=CLASSIFY_ID)
     except (ProviderError, BudgetExceeded) as err:
         log.warning("classify.llm_failed", task_id=task_id, error=str(err))
         return replace(keywords, reason=f"{keywords.reason}; the LLM stage failed: {err}")

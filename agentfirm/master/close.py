@@ -13,19 +13,20 @@ is finished, never started twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from agentfirm.build.module_runner import ModuleFailed
+from agentfirm.build_master.module_runner import ModuleFailed
 from agentfirm.bus.base import Bus
-from agentfirm.costs import summarize
-from agentfirm.domain import ModuleStatus, TaskSpec, TaskStatus
+from agentfirm.domain.calls import QUALITY_ID, STITCH_ID
+from agentfirm.domain.costs import summarize
+from agentfirm.domain.models import ModuleStatus, TaskSpec, TaskStatus
 from agentfirm.handoff.repos import RepoBackend
-from agentfirm.master.estimate import QUALITY_ID, STITCH_ID, Estimate
+from agentfirm.handoff.task_repo import DELIVERABLE_PATH, closing_files
+from agentfirm.master.estimate import Estimate
 from agentfirm.master.result import RunResult, result_of
 from agentfirm.master.review import descendants, mark_pending
 from agentfirm.master.transitions import move
@@ -65,6 +66,8 @@ class Closer:
     actor: str
     build: Judge
     repos: RepoBackend
+    task_repo: Callable[[str, TaskSpec], Awaitable[str]]
+    """The task repo's location, written again if it was deleted (``MasterAgent._task_repo``)."""
     execute: Execute
     gated: Gated
     estimate: Callable[[TaskSpec], Estimate]
@@ -72,20 +75,23 @@ class Closer:
     quality_revision: bool = True
 
     async def close(self, task_id: str, spec: TaskSpec, markdown: str) -> RunResult:
+        draft = markdown
         quality, markdown = await self.quality(task_id, spec, markdown)
         task = await self.store.get_task(task_id)
-        repo = task.repo_path or await self.repos.create(task_id)
+        repo = await self.task_repo(task_id, spec)
         ledger = await self.store.list_ledger(task_id)
-        await self.repos.write_files(
-            repo,
-            {
-                "deliverable.md": markdown,
-                "quality.json": json.dumps(quality, indent=2) + "\n",
-                "costs.json": json.dumps(summarize(ledger, with_calls=True), indent=2) + "\n",
-            },
+        files = closing_files(
+            spec,
+            location=repo,
+            deliverable=markdown,
+            draft=draft,
+            outputs=await self.store.latest_artifacts(task_id),
+            quality=quality,
+            costs=summarize(ledger, with_calls=True),
         )
+        await self.repos.write_files(repo, files)
         sha = await self.repos.commit(repo, f"agentfirm: deliverable for task {task_id}")
-        task.deliverable_path = f"{repo}/deliverable.md"
+        task.deliverable_path = f"{repo}/{DELIVERABLE_PATH}"
         await self.store.save_task(task)
         await move(
             self.store,

@@ -8,20 +8,22 @@ a first pass of the plan.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from agentfirm.domain import Plan, Tier
+from agentfirm.domain.calls import MAX_TOKENS, QUALITY_ID, STITCH_ID
+from agentfirm.domain.models import Plan, Tier
 from agentfirm.money import nano_to_float
-
-MAX_TOKENS: Mapping[Tier, int] = {"reasoning": 4096, "execution": 2048, "utility": 1024}
-"""Per-call output ceiling by tier; the Build Master passes these to the router."""
 
 _EXPECTED_SHARE = 0.45
 _BRIEF_TOKENS = 450
-STITCH_ID = "_stitch"
-QUALITY_ID = "_quality"
+_TOOL_RESULT_TOKENS = 2_500
+"""What one round of tool results typically adds to the next turn's input (a fetched page)."""
+_WORST_TOOL_RESULT_TOKENS = 10_000
+"""What one round may add at most, as tools cap their results."""
+_TOOL_CALL_TOKENS = 200
+"""The output of a turn that only asks for tools."""
+DEFAULT_MAX_TURNS = 6
 
 
 class Pricing(Protocol):
@@ -68,8 +70,37 @@ class Estimate:
         }
 
 
-def estimate_plan(plan: Plan, pricing: Pricing, *, checklist_items: int = 3) -> Estimate:
-    """Estimate every sub-agent call, the stitch and the quality judgement."""
+def _loop_nano(
+    pricing: Pricing,
+    tier: Tier,
+    first_in: int,
+    out: int,
+    turns: int,
+    per_round: int,
+    *,
+    worst: bool,
+) -> int:
+    """Cost of an agent loop of ``turns`` turns: each earlier turn asks for tools (its whole
+    output cap in the worst case), each adds ``per_round`` tokens of results to the next; the
+    last turn answers with ``out`` tokens."""
+    cap = out if worst else _TOOL_CALL_TOKENS
+    total = 0
+    for turn in range(turns):
+        last = turn == turns - 1
+        total += pricing.estimate_nano(tier, first_in + turn * per_round, out if last else cap)
+    return total
+
+
+def estimate_plan(
+    plan: Plan,
+    pricing: Pricing,
+    *,
+    checklist_items: int = 3,
+    default_max_turns: int = DEFAULT_MAX_TURNS,
+) -> Estimate:
+    """Estimate every sub-agent call, the stitch and the quality judgement. A module with tools
+    is an agent loop: expected one round of tools then the answer, at worst ``max_turns`` rounds
+    and the answer."""
     expected_out: dict[str, int] = {}
     worst_out: dict[str, int] = {}
     rows: list[ModuleEstimate] = []
@@ -79,12 +110,29 @@ def estimate_plan(plan: Plan, pricing: Pricing, *, checklist_items: int = 3) -> 
         worst_in = _BRIEF_TOKENS + sum(worst_out[d] for d in module.depends_on)
         expected_out[module.id] = int(cap * _EXPECTED_SHARE)
         worst_out[module.id] = cap
+        turns = (module.max_turns or default_max_turns) + 1 if module.tools else 1
         rows.append(
             ModuleEstimate(
                 module.id,
                 module.tier,
-                pricing.estimate_nano(module.tier, exp_in, expected_out[module.id]),
-                pricing.estimate_nano(module.tier, worst_in, cap),
+                _loop_nano(
+                    pricing,
+                    module.tier,
+                    exp_in,
+                    expected_out[module.id],
+                    min(turns, 2),
+                    _TOOL_RESULT_TOKENS,
+                    worst=False,
+                ),
+                _loop_nano(
+                    pricing,
+                    module.tier,
+                    worst_in,
+                    cap,
+                    turns,
+                    _WORST_TOOL_RESULT_TOKENS,
+                    worst=True,
+                ),
             )
         )
     stitch_cap = MAX_TOKENS["reasoning"]

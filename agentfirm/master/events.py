@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from agentfirm.bus.base import Bus
-from agentfirm.domain import Event
+from agentfirm.domain.models import Event
 from agentfirm.store.base import Store
 
 T = TypeVar("T")
@@ -57,8 +57,7 @@ class EventPump:
                             await shown.wait()
                     finally:
                         pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await _stopped(pump)
             await self.drain(task_id, answer=not cancelled)
 
     async def _last_seq(self, task_id: str) -> int:
@@ -103,3 +102,16 @@ class EventPump:
     async def _answer(self, event: Event) -> None:
         if event.type == "budget.exceeded":
             await self.on_budget(event.task_id, event.payload)
+
+
+async def _stopped(pump: asyncio.Task[None]) -> None:
+    """Wait for the cancelled ``pump`` to end. Its own ``CancelledError`` ends here; one for this
+    task (the driver cancelled meanwhile: the daemon stopping right after an abort) goes on —
+    swallowing it would leave the driver running on where nobody waits for it."""
+    me = asyncio.current_task()
+    requested = me.cancelling() if me is not None else 0
+    try:
+        await pump
+    except asyncio.CancelledError:
+        if me is not None and me.cancelling() > requested:
+            raise

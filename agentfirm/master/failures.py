@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from agentfirm.build.module_runner import ModuleFailed
+from agentfirm.build_master.module_runner import ModuleFailed
 from agentfirm.bus.base import Bus
-from agentfirm.domain import ApprovalDecision, ModuleStatus, Task, TaskSpec, utcnow
+from agentfirm.domain.models import ApprovalDecision, ModuleStatus, Task, TaskSpec, utcnow
 from agentfirm.errors import TaskRejected
 from agentfirm.master.decisions import AUTO_ACTOR, FAILURE_CHOICES, Decider, FailureChoice
 from agentfirm.master.review import record_decision

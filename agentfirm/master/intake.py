@@ -3,15 +3,15 @@ when it is ambiguous, and adapt the persona's template into the plan put up for 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agentfirm.build.attachments import Attachments, Document
-from agentfirm.build.subagent import RouterLike
+from agentfirm.build_master.attachments import Attachments, Document
 from agentfirm.bus.base import Bus
-from agentfirm.domain import Task, TaskSpec, TaskStatus, Tier
+from agentfirm.domain.models import Task, TaskSpec, TaskStatus, Tier
+from agentfirm.domain.policy import TaskPolicy
 from agentfirm.errors import BadInput, ConfigError, TaskRejected
 from agentfirm.ids import new_id
 from agentfirm.master.clarify import assumptions_for, assumptions_from_answers, clarifying_questions
@@ -20,8 +20,8 @@ from agentfirm.master.decisions import Decider
 from agentfirm.master.planning import adapt_plan
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.master.transitions import move
-from agentfirm.personas import Classification, PersonaLibrary
-from agentfirm.router.base import ChainEntry
+from agentfirm.personas.library import Classification, PersonaLibrary
+from agentfirm.router.base import ChainEntry, RouterLike
 from agentfirm.store.base import Store
 
 S = TaskStatus
@@ -43,6 +43,7 @@ class IntakeDesk:
     router: MasterRouter | None
     intake_budget_nano: int
     attachments: Attachments | None
+    redact: Callable[[str], str] | None = None
 
     async def _move(self, task_id: str, to: TaskStatus, reason: str = "") -> None:
         await move(self.store, self.bus, task_id, to, actor=self.decider.actor, reason=reason)
@@ -58,12 +59,22 @@ class IntakeDesk:
         except ConfigError:
             return False
 
-    async def _create(self, request: str, persona: str | None, documents: list[Document]) -> Task:
-        task = Task(id=new_id("t"), request=request, persona=persona)
+    async def _create(
+        self,
+        request: str,
+        persona: str | None,
+        documents: list[Document],
+        budget_nano: int | None = None,
+        policy: TaskPolicy | None = None,
+    ) -> Task:
+        task = Task(id=new_id("t"), request=request, persona=persona, policy=policy or TaskPolicy())
         self.locks.acquire(task.id)
         await self.store.create_task(task, actor=self.decider.actor)
-        if self.intake_budget_nano:  # pays for classification, clarification and planning
-            await self.store.set_budget(task.id, self.intake_budget_nano)
+        # Classification, clarification and planning reserve against the task's own ceiling
+        # when it was given, else against the intake cap: one ceiling covers the whole task.
+        ceiling = budget_nano if budget_nano is not None else self.intake_budget_nano
+        if ceiling:
+            await self.store.set_budget(task.id, ceiling)
         # Indexed before classification, so a task stopped while it is classified keeps them.
         if documents and self.attachments is not None:
             indexed = await self.attachments.add(task.id, documents)
@@ -75,10 +86,30 @@ class IntakeDesk:
         return task
 
     async def intake(
-        self, request: str, *, persona: str | None = None, attachments: Sequence[Path] = ()
+        self,
+        request: str,
+        *,
+        persona: str | None = None,
+        attachments: Sequence[Path] = (),
+        budget_nano: int | None = None,
+        policy: TaskPolicy | None = None,
+        on_created: Callable[[str], None] = lambda task_id: None,
     ) -> Task:
-        """See ``MasterAgent.intake``."""
+        """Create the task and classify it: ``--persona``, else keywords, else (with a real
+        model) a utility-tier call, else the decider is asked. ``attachments`` are copied and
+        indexed for the task's research agent. Bad input (empty request, unknown persona, no
+        persona under ``--yes``, an attachment that is missing or not text — named) is refused
+        before anything is written — except when a model classifies the request: that task is
+        created first (its call is charged to it), and is kept, marked failed, with its ledger
+        rows and attachments. ``budget_nano``: the task's ceiling, which its intake's calls
+        reserve against already; None: the intake cap (``intake_budget_nano``). ``policy`` is
+        written with the task, before anything else. ``on_created``: told the task's id as soon
+        as it exists when a model classifies it (a Ctrl-C meanwhile leaves it to resume)."""
+        # Scrubbed before anything is written: the request goes into the task row, events, the
+        # repo's README and spec, the notebook and commits, and none of them may hold a key.
         request = request.strip()
+        if self.redact is not None:
+            request = self.redact(request)
         if not request:
             raise BadInput("the request is empty", hint='say what you need, e.g. agentfirm run "…"')
         chosen = self.personas.get(persona).id if persona else None
@@ -90,11 +121,13 @@ class IntakeDesk:
         classification = self.personas.classify(request)
         if chosen is None and classification.persona is None and self.model_can("utility"):
             # The model's call is charged to the task, so the task exists first.
-            return await self.classify(await self._create(request, None, documents))
+            task = await self._create(request, None, documents, budget_nano, policy)
+            on_created(task.id)
+            return await self.classify(task)
         reason = "--persona"
         if chosen is None:
             chosen, reason = await self._choose(request, classification, None)
-        task = await self._create(request, chosen, documents)
+        task = await self._create(request, chosen, documents, budget_nano, policy)
         await self._move(task.id, S.CLASSIFIED, reason)
         return await self.store.get_task(task.id)
 
@@ -149,7 +182,10 @@ class IntakeDesk:
         except TaskRejected as err:
             await self._move(task.id, S.ABORTED, str(err))
             raise
-        return None if got is None else list(got)
+        if got is None:
+            return None
+        redact = self.redact or (lambda text: text)  # answers typed at a terminal prompt
+        return [(question, redact(answer)) for question, answer in got]
 
     async def _asked_before(self, task: Task) -> list[str]:
         """A task resumed while clarifying puts the questions it asked before (their row may

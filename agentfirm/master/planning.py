@@ -1,9 +1,12 @@
 """Planning: adapt a persona's template to one request (ARCHITECTURE.md §3).
 
 A reasoning-tier call returns a module list (``plan_schema``) that may add, drop and rewire the
-template's modules. It is validated (``plan_problems``); an invalid plan gets ONE retry with the
-problems appended, and if that is invalid too the template is used as it is — the reason is
-logged and returned, never hidden. The plan is only ever data: nothing runs until it is approved.
+template's modules. It is validated (``plan_problems``, then ``coverage_problems``: a template
+module that covers a quality checklist item stays, or the plan lists the item under
+``uncovered`` with why); an invalid plan gets ONE retry with the problems appended, and if that
+is invalid too the template is used as it is — the reason is logged and returned, never hidden.
+The plan is only ever data: nothing runs until it is approved, and ``--yes`` refuses a plan that
+leaves checklist items uncovered (``decisions.uncovered_refusal``).
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
-from agentfirm.build.subagent import RouterLike, structured_output
-from agentfirm.domain import TIERS, ModuleSpec, Plan
+from agentfirm.domain.calls import MAX_TOKENS, PLAN_ID
+from agentfirm.domain.models import TIERS, ModuleSpec, Plan, UncoveredItem
 from agentfirm.errors import BudgetExceeded, ProviderError
-from agentfirm.master.estimate import MAX_TOKENS
-from agentfirm.output_types import KNOWN_OUTPUT_TYPES, describe_output_type
-from agentfirm.persona_model import ID_PATTERN, check_modules, module_waves
-from agentfirm.personas import Persona
-from agentfirm.router.base import CallResult, Message
+from agentfirm.outputs.types import KNOWN_OUTPUT_TYPES, describe_output_type
+from agentfirm.personas.library import Persona
+from agentfirm.personas.model import ID_PATTERN, check_modules, module_waves
+from agentfirm.router.base import CallResult, Message, RouterLike, structured_output
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +34,6 @@ MAX_MODULES = 12
 """More modules than this is refused: each is a paid call, and a plan that long is a sign the
 model split the work too finely."""
 
-PLAN_MODULE_ID = "_plan"
 """``module_id`` of the planning calls on the ledger."""
 
 _TIER_USE = {
@@ -83,8 +84,22 @@ def plan_schema() -> dict[str, Any]:
                 "description": "What you changed from the template and why, in two sentences.",
             },
             "modules": {"type": "array", "items": module, "minItems": 1},
+            "uncovered": {
+                "type": "array",
+                "description": "Checklist items no module of your plan covers any more (you "
+                "dropped every template module covering them), each with why; usually empty.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "item": {"type": "integer", "description": "The item's number."},
+                        "why": {"type": "string", "description": "Why the plan drops it."},
+                    },
+                    "required": ["item", "why"],
+                    "additionalProperties": False,
+                },
+            },
         },
-        "required": ["rationale", "modules"],
+        "required": ["rationale", "modules", "uncovered"],
         "additionalProperties": False,
     }
 
@@ -135,6 +150,37 @@ def validate_modules(modules: Sequence[ModuleSpec]) -> list[str]:
     ]
 
 
+def coverage_problems(
+    persona: Persona, modules: Sequence[ModuleSpec], data: Mapping[str, Any]
+) -> tuple[list[UncoveredItem], list[str]]:
+    """The checklist items ``modules`` leave uncovered (every template module covering them
+    dropped) and the problems of those the reply's ``uncovered`` does not explain. An item is
+    covered by the template modules its persona says (``covers``); an added module covers
+    nothing, as nobody vouched for it."""
+    explained: dict[int, str] = {}
+    for entry in data.get("uncovered") or ():
+        if isinstance(entry, Mapping) and isinstance(entry.get("item"), int):
+            why = entry.get("why")
+            explained[entry["item"]] = " ".join(why.split()) if isinstance(why, str) else ""
+    kept = {m.id for m in modules}
+    uncovered: list[UncoveredItem] = []
+    problems: list[str] = []
+    for number, covering in persona.coverage().items():
+        if kept & set(covering):
+            continue
+        item = persona.quality_checklist[number - 1]
+        why = explained.get(number, "")
+        if why:
+            uncovered.append(UncoveredItem(item=item, why=why))
+            continue
+        problems.append(
+            f"checklist item {number} ({json.dumps(item)}) loses coverage: you dropped "
+            f"{', '.join(covering)} (the template module(s) covering it) — keep one, or list "
+            f"item {number} under 'uncovered' with why the request does not need it"
+        )
+    return uncovered, problems
+
+
 def _module(index: int, entry: Any) -> tuple[ModuleSpec | None, list[str]]:
     """One reply entry as a ``ModuleSpec``, or None and what is wrong with it."""
     where = f"module {index + 1}"
@@ -179,7 +225,8 @@ def planning_messages(
 ) -> list[Message]:
     """The prompt: the rules, the template as JSON, the checklist the result is judged by, the
     request and the client's answers to clarifying questions."""
-    template = [m.model_dump() for m in persona.modules]
+    template = [m.model_dump(exclude={"covers"}) for m in persona.modules]
+    coverage = persona.coverage()
     tiers = "\n".join(f"- {tier}: {use}" for tier, use in _TIER_USE.items())
     types = "\n".join(f"- {t}: {describe_output_type(t)}" for t in sorted(KNOWN_OUTPUT_TYPES))
     system = (
@@ -198,7 +245,13 @@ def planning_messages(
         f"# Client request\n\n{request}",
         "# Template modules\n\n" + json.dumps(template, indent=2),
         "# Quality checklist the deliverable is judged by\n\n"
-        + "\n".join(f"- {item}" for item in persona.quality_checklist),
+        + "\n".join(
+            f"{number}. {item}"
+            + (f" (covered by: {', '.join(coverage[number])})" if number in coverage else "")
+            for number, item in enumerate(persona.quality_checklist, start=1)
+        )
+        + "\n\nKeep at least one module covering each item. If the request truly does not "
+        "need an item's modules, list the item's number under 'uncovered' with why.",
     ]
     if answers:
         qa = "\n".join(
@@ -228,15 +281,19 @@ async def adapt_plan(
     for attempt in (1, 2):
         try:
             result = await _call(router, messages, schema, task_id)
-            data = structured_output(result, module_id=PLAN_MODULE_ID)
+            data = structured_output(result, module_id=PLAN_ID)
         except (ProviderError, BudgetExceeded) as err:
             return _template(persona, task_id, f"the planning call failed ({err})", attempt)
         modules, problems = plan_problems(data)
+        uncovered: list[UncoveredItem] = []
         if not problems:
+            uncovered, problems = coverage_problems(persona, modules, data)
+        if not problems:
+            modules = with_template_tools(persona, modules)
             return PlanOutcome(
-                Plan(modules=modules, waves=module_waves(modules)),
+                Plan(modules=modules, waves=module_waves(modules), uncovered=uncovered),
                 "llm",
-                _changes(persona, modules, data.get("rationale"), first_problems),
+                _changes(persona, modules, data.get("rationale"), first_problems, uncovered),
                 attempt,
             )
         if attempt == 1:
@@ -258,10 +315,22 @@ async def _call(
         tier="reasoning",
         messages=messages,
         task_id=task_id,
-        module_id=PLAN_MODULE_ID,
+        module_id=PLAN_ID,
         output_schema=schema,
         max_tokens=MAX_TOKENS["reasoning"],
     )
+
+
+def with_template_tools(persona: Persona, modules: Sequence[ModuleSpec]) -> list[ModuleSpec]:
+    """``modules`` with the tools and ``max_turns`` their template module grants. Tools are the
+    persona author's to give, not the planner's: a module the planner added gets none."""
+    template = {m.id: m for m in persona.modules}
+    return [
+        m.model_copy(update={"tools": list(t.tools), "max_turns": t.max_turns})
+        if (t := template.get(m.id)) is not None
+        else m.model_copy(update={"tools": [], "max_turns": None})
+        for m in modules
+    ]
 
 
 def _retry_prompt(problems: Sequence[str]) -> str:
@@ -279,7 +348,11 @@ def _template(persona: Persona, task_id: str, why: str, attempts: int) -> PlanOu
 
 
 def _changes(
-    persona: Persona, modules: Sequence[ModuleSpec], rationale: Any, retried_for: Sequence[str]
+    persona: Persona,
+    modules: Sequence[ModuleSpec],
+    rationale: Any,
+    retried_for: Sequence[str],
+    uncovered: Sequence[UncoveredItem],
 ) -> str:
     """One line on how the plan differs from the template, for the approval and the log."""
     template = [m.id for m in persona.modules]
@@ -294,6 +367,8 @@ def _changes(
         text += f" — {' '.join(rationale.split())}"
     if retried_for:
         text += f" (valid after one retry; first attempt: {_brief(retried_for)})"
+    if uncovered:
+        text += f"; leaves {len(uncovered)} checklist item(s) uncovered"
     return text
 
 

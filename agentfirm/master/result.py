@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentfirm.costs import summarize
+from agentfirm.domain.costs import summarize
 from agentfirm.money import nano_to_float
 from agentfirm.store.base import Store
 

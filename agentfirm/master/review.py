@@ -3,12 +3,12 @@ with the notes, every other output reused) or reject."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentfirm.bus.base import Bus
-from agentfirm.domain import (
+from agentfirm.domain.models import (
     Approval,
     ApprovalDecision,
     ApprovalKind,
@@ -77,12 +77,16 @@ class Reviewer:
     store: Store
     bus: Bus
     decider: Decider
+    redact: Callable[[str], str] | None = None
+    """Scrubs the notes a decider returns as typed (a terminal prompt); see ``MasterAgent``."""
 
     async def review(self, task: Task, spec: TaskSpec, markdown: str) -> str:
         """Ask for the draft's review and record the decision (an approval row); returns
         ``approved``, ``revise`` or ``rejected``. A revision marks the modules to re-run pending
         BEFORE the task moves, so a crash cannot lose it."""
         review = await self.decider.review_draft(task, markdown)
+        if self.redact is not None:
+            review = replace(review, notes=self.redact(review.notes))
         if not getattr(self.decider, "records_approvals", False):
             await record_decision(
                 self.store,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from agentfirm.domain.calls import InFlight
+from agentfirm.router.base import Notify, notify_nobody
 from agentfirm.router.chains import resolve_chains
 from agentfirm.router.health import BreakerPolicy, Health
 from agentfirm.router.pricing import Pricer
@@ -31,6 +33,8 @@ def build_router(
     get_secret: GetSecret = _no_secrets,
     health: Health | None = None,
     timeout_s: float = 120.0,
+    notify: Notify = notify_nobody,
+    in_flight: InFlight | None = None,
 ) -> Router:
     """The router ``settings`` describe.
 
@@ -39,7 +43,8 @@ def build_router(
     ``env`` supplies ``ANTHROPIC_BASE_URL`` / ``OPENAI_BASE_URL``. ``available`` is the set of
     providers default chains may use (default: the providers registered); it is ignored offline,
     where the offline provider serves every tier. Raises ``ConfigError`` when a chain names a
-    provider this build cannot serve (not implemented, or no key)."""
+    provider this build cannot serve (not implemented, or no key). ``notify`` (``Bus.publish``)
+    hears of overruns and refused keys; ``in_flight`` counts the requests on their way."""
     providers = build_providers(settings, env, get_secret)
     usable = set(providers) if available is None else available
     chains = resolve_chains(settings, {"offline"} if settings.offline else usable)
@@ -51,4 +56,7 @@ def build_router(
         redact=redact,
         health=health,
         timeout_s=timeout_s,
+        notify=notify,
+        cancel_grace_s=settings.cancel_grace_s,
+        in_flight=in_flight,
     )

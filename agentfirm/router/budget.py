@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.errors import BudgetExceeded
 from agentfirm.money import nano_to_usd
 from agentfirm.store.base import BooksInline, Store
@@ -19,8 +19,17 @@ class BudgetGuard:
 
     # The *_now methods book at once when the store can (``BooksInline``); False: nothing was
     # booked, await the async namesake.
-    def reserve_now(self, task_id: str, call_id: str, amount_nano: int) -> bool:
-        return self._inline is not None and self._inline.reserve_now(task_id, call_id, amount_nano)
+    def reserve_now(
+        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None = None
+    ) -> bool:
+        return self._inline is not None and self._inline.reserve_now(
+            task_id, call_id, amount_nano, for_call=for_call
+        )
+
+    def mark_sent_now(self, call_id: str, for_call: LedgerEntry) -> bool:
+        return (
+            self._inline is not None and self._inline.mark_sent_now(call_id, for_call) is not None
+        )
 
     def settle_now(self, call_id: str, entry: LedgerEntry) -> bool:
         return self._inline is not None and self._inline.settle_now(call_id, entry)
@@ -28,10 +37,13 @@ class BudgetGuard:
     def release_now(self, entry: LedgerEntry) -> bool:
         return self._inline is not None and self._inline.record_call_now(entry)
 
-    async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> None:
-        """Hold ``amount_nano`` for ``call_id``. Raises ``BudgetExceeded`` when it does not fit;
+    async def reserve(
+        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None = None
+    ) -> None:
+        """Hold ``amount_nano`` for ``call_id`` (with ``for_call``, its ledger row: taken as
+        sent at once, see ``mark_sent``). Raises ``BudgetExceeded`` when it does not fit;
         nothing is held then."""
-        if await self._store.reserve(task_id, call_id, amount_nano):
+        if await self._store.reserve(task_id, call_id, amount_nano, for_call=for_call):
             return
         budget = await self._store.get_budget(task_id)
         raise BudgetExceeded(
@@ -41,6 +53,11 @@ class BudgetGuard:
             spent_usd=nano_to_usd(budget.spent_nano + budget.reserved_nano),
             ceiling_usd=nano_to_usd(budget.ceiling_nano),
         )
+
+    async def mark_sent(self, call_id: str, for_call: LedgerEntry) -> None:
+        """The request is about to leave: should this process die from now on, the call is
+        booked at its reservation with the row ``for_call`` (until now it was dropped at $0)."""
+        await self._store.mark_sent(call_id, for_call)
 
     async def settle(self, call_id: str, entry: LedgerEntry) -> None:
         """Replace ``call_id``'s reservation by ``entry.cost_nano`` and write its ledger row."""
@@ -56,5 +73,5 @@ def _books_inline(store: Store) -> BooksInline | None:
     """``store`` when its class books inline. Asked of the class, not the instance: a wrapper
     forwarding unknown attributes to a SQLite store (to delay or fail its bookings) would
     otherwise pass for one, and its own ``reserve``/``settle`` would never be called."""
-    names = ("reserve_now", "settle_now", "record_call_now")
+    names = ("reserve_now", "mark_sent_now", "settle_now", "record_call_now")
     return cast(BooksInline, store) if all(hasattr(type(store), n) for n in names) else None

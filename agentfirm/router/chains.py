@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from agentfirm.domain import TIERS, Tier
+from agentfirm.domain.models import TIERS, Tier
 from agentfirm.errors import ConfigError
 from agentfirm.router.base import ChainEntry
 from agentfirm.settings import Settings

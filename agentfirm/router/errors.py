@@ -13,6 +13,7 @@ __all__ = [
     "FatalProviderError",
     "ProviderAuthError",
     "ProviderError",
+    "ProviderTimeout",
     "RetryableProviderError",
     "SchemaError",
 ]
@@ -28,6 +29,12 @@ class RetryableProviderError(ProviderError):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+
+
+class ProviderTimeout(RetryableProviderError):
+    """The provider did not answer in time and the client hung up. Unlike other transient
+    failures the request did reach the provider, which bills it all the same: the router books
+    such an attempt at its reservation (``cancelled``, an upper bound)."""
 
 
 class FatalProviderError(ProviderError):

@@ -155,6 +155,11 @@ class ListPrices:
         prices = (rates.input, rates.cache_read, rates.cache_write, rates.output)
         return rates if all(isinstance(price, Decimal) for price in prices) else None
 
+    def context_window(self, provider_id: str, model: str) -> int | None:
+        """The model's input-token window per genai-prices' metadata, or None."""
+        found = self._model(provider_id, model)
+        return None if found is None else found.info.context_window
+
     def fast(self, provider_id: str, model: str) -> bool:
         """Whether the model's current table is priced by its prepared rates (for tests)."""
         found = self._model(provider_id, model)

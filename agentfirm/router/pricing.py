@@ -88,6 +88,19 @@ class Pricer:
             "or pick a known model"
         )
 
+    def prices_searches(self, entry: ChainEntry) -> bool:
+        """Whether a web search on ``entry`` has a price: genai-prices lists a search fee for
+        the model, or a price override (``settings.prices``) makes the call's cost the user's
+        to state. Else a search would be booked as free."""
+        if self._override(entry) is not None:
+            return True
+        fee = self._list_usd(entry, Usage(web_searches=1))
+        return fee is not None and fee > 0
+
+    def context_window(self, entry: ChainEntry) -> int | None:
+        """The model's input-token window per genai-prices, or None when it does not say."""
+        return self._list.context_window(_price_provider(entry), entry.model)
+
     def price_nano(self, entry: ChainEntry, usage: Usage) -> int:
         """The cost of ``usage`` on ``entry``, rounded up to whole nano-dollars. Cache reads and
         cache writes (both part of ``usage.input_tokens``) are priced at their own rates; web

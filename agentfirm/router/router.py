@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
-from agentfirm.domain import Tier
-from agentfirm.errors import ConfigError
-from agentfirm.router.attempt import Attempts, Served
+from agentfirm.domain.calls import InFlight
+from agentfirm.domain.models import LedgerEntry, Tier
+from agentfirm.domain.tools import ToolCall, ToolSpec
+from agentfirm.errors import AgentfirmError, ConfigError
+from agentfirm.router.attempt import CANCEL_GRACE_S, Attempts, Served
 from agentfirm.router.base import (
     CallResult,
     ChainEntry,
     Message,
+    Notify,
     Provider,
     ProviderRequest,
+    Sent,
+    SentCall,
     Usage,
+    notify_nobody,
 )
 from agentfirm.router.budget import BudgetGuard
 from agentfirm.router.errors import (
@@ -36,7 +43,14 @@ from agentfirm.router.errors import (
 )
 from agentfirm.router.health import Health
 from agentfirm.router.pricing import Pricer
-from agentfirm.router.schema_output import parse_and_validate
+from agentfirm.router.reconcile import (
+    Reconciled,
+    Reconciler,
+    ResponseLookup,
+    kept,
+    record_deadline,
+)
+from agentfirm.router.schema_output import Validators, parse_and_validate
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -52,6 +66,17 @@ _NO_PROVIDER_HINT = (
 )
 
 
+def _summed(served: Sequence[Served]) -> Usage:
+    """The usage of every successful attempt of a call, added up."""
+    return Usage(
+        input_tokens=sum(s.response.usage.input_tokens for s in served),
+        cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
+        output_tokens=sum(s.response.usage.output_tokens for s in served),
+        cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
+        web_searches=sum(s.response.usage.web_searches for s in served),
+    )
+
+
 def _repair_prompt(error: SchemaError) -> str:
     return (
         f"Your previous reply was not valid: {error.message}. Reply again with only the corrected "
@@ -63,7 +88,8 @@ class Router:
     """Routes calls by tier along fallback chains, with budget, ledger, redaction and repair.
 
     Raises ``ConfigError`` at construction when a chain names a provider this build has no
-    implementation for."""
+    implementation for. ``cancel_grace_s``: how long a sent request whose caller was cancelled
+    may still take to answer, so that what it cost is booked as reported (``attempt.answer``)."""
 
     def __init__(
         self,
@@ -77,6 +103,9 @@ class Router:
         rng: random.Random | None = None,
         timeout_s: float = 120.0,
         health: Health | None = None,
+        notify: Notify = notify_nobody,
+        cancel_grace_s: float = CANCEL_GRACE_S,
+        in_flight: InFlight | None = None,
     ) -> None:
         missing = [
             f"tiers.{tier}: {entry.label} — provider {entry.provider!r} is not available in this "
@@ -102,9 +131,25 @@ class Router:
             budget=BudgetGuard(store),
             health=self._health,
             redact=redact,
+            notify=notify,
+            cancel_grace_s=cancel_grace_s,
+            in_flight=in_flight,
         )
-        # Providers whose key was refused: skipped for the rest of this router's life.
-        self._refused: set[str] = set()
+        self._reconciler = Reconciler(
+            store=store,
+            providers=self._providers,
+            price=self._price_row,
+            deadline=record_deadline(timeout_s),
+            notify=notify,
+        )
+        self._grace_s = cancel_grace_s
+        self._validators = Validators()
+        self._notify = notify
+        # Providers whose key was refused (by name, with the key): skipped for the rest of this
+        # router's life.
+        self._refused: dict[str, str] = {}
+        # (task, provider) pairs already told that the provider's key was refused.
+        self._told: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ health and lifecycle
     def health_snapshot(self) -> list[dict[str, Any]]:
@@ -116,6 +161,27 @@ class Router:
         for row in rows:
             row["key_refused"] = row["provider"] in self._refused
         return rows
+
+    async def reconcile(self, task_id: str, *, last: bool = False) -> Reconciled:
+        """Book the task's "≤" rows (calls abandoned after they were sent) again at what their
+        providers recorded, where a provider keeps such a record (``reconcile``). ``last``:
+        the task's last chance (it has ended): a record still due within ``cancel_grace_s``
+        is waited for, as an answer would be."""
+        wait_s = self._grace_s if last else 0.0
+        return await self._reconciler.reconcile(task_id, wait_s=wait_s)
+
+    def _price_row(self, row: LedgerEntry, usage: Usage) -> int:
+        """``usage`` priced as the chain entry that served ``row`` prices an answer."""
+        entry = next(
+            (
+                e
+                for chain in self._chains.values()
+                for e in chain
+                if (e.provider, e.model) == (row.provider, row.model)
+            ),
+            ChainEntry(row.provider, row.model),
+        )
+        return self._pricer.price_nano(entry, usage)
 
     async def aclose(self) -> None:
         """Close the providers' HTTP clients. Call once, when the router is no longer used."""
@@ -133,6 +199,14 @@ class Router:
                 return entry
         raise ConfigError([f"tiers.{tier}: no provider can serve this tier — {_NO_PROVIDER_HINT}"])
 
+    def context_window(self, tier: Tier) -> int | None:
+        """The input-token window of the model ``entry_for(tier)`` names, from genai-prices'
+        model metadata; None when it does not say or no provider can serve the tier."""
+        try:
+            return self._pricer.context_window(self.entry_for(tier))
+        except ConfigError:
+            return None
+
     def estimate_nano(self, tier: Tier, input_tokens: int, output_tokens: int) -> int:
         """List price of ``input_tokens`` in and ``output_tokens`` out on ``entry_for(tier)``."""
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
@@ -148,38 +222,87 @@ class Router:
         module_id: str | None = None,
         output_schema: dict[str, Any] | None = None,
         max_tokens: int = 2048,
+        tools: Sequence[ToolSpec] = (),
+        sent: Sent | None = None,
+        recover: SentCall | None = None,
     ) -> CallResult:
         """Run one logical call on ``tier``; every attempt is a ledger row.
+
+        With ``tools`` the model may ask for tools instead of answering: the result's
+        ``tool_calls`` says which (``data`` is None then, and no schema check or repair runs);
+        the caller runs them and calls again with the results. The router never runs a tool.
 
         Raises ``BudgetExceeded`` when an attempt's worst case does not fit the task's budget
         (nothing is sent), ``FatalProviderError`` when a provider refuses the request,
         ``ProviderError`` when every chain entry failed or structured output stayed invalid after
         one repair, ``ConfigError`` when no provider can serve the tier. With ``output_schema``
         the result's ``data`` is the validated object; ``cost_nano``, ``usage`` and
-        ``latency_ms`` add up every successful attempt (the repair included)."""
+        ``latency_ms`` add up every successful attempt (the repair included).
+
+        ``sent`` hears of each attempt of the first ask before its request leaves. ``recover``:
+        such an attempt, of this same call, made by a process that died before it read the
+        answer. Where its provider kept that answer (``reconcile.ResponseLookup``), it is taken
+        as this call's first answer (read, checked and repaired as a live one; its ledger row
+        booked at its usage, once) and nothing is asked; otherwise the call is asked again."""
         attempts: list[str] = []
-        served = [
-            await self._call_chain(
-                tier, messages, task_id, module_id, output_schema, max_tokens, attempts
-            )
-        ]
-        data: dict[str, Any] | None = None
+        offered = tuple(tools)
+        # The schema is serialised once a call: its key finds both its size (for reservations)
+        # and its validators.
+        key = size = None
         if output_schema is not None:
+            key = self._validators.key(output_schema)
+            size = self._validators.json_size(output_schema, key)
+        answered = None
+        if recover is not None:
+            answered = await self._recovered(
+                recover, tier, messages, task_id, module_id, output_schema, max_tokens, offered
+            )
+        if answered is not None:
+            attempts.append(answered.entry.label)
+        else:
+            answered = await self._call_chain(
+                tier,
+                messages,
+                task_id,
+                module_id,
+                output_schema,
+                size,
+                max_tokens,
+                attempts,
+                offered,
+                sent,
+            )
+        served = [answered]
+        data: dict[str, Any] | None = None
+        if output_schema is not None and not served[0].response.tool_calls:
             try:
-                data = parse_and_validate(served[0].response.text, output_schema)
+                data = parse_and_validate(
+                    served[0].response.text, output_schema, self._validators, key=key
+                )
             except SchemaError as first:
                 repair = [
                     *messages,
                     Message("assistant", served[0].response.text),
                     Message("user", _repair_prompt(first)),
                 ]
+                # The repair offers no tools: it asks for the answer, not for more work.
                 served.append(
                     await self._call_chain(
-                        tier, repair, task_id, module_id, output_schema, max_tokens, attempts
+                        tier,
+                        repair,
+                        task_id,
+                        module_id,
+                        output_schema,
+                        size,
+                        max_tokens,
+                        attempts,
+                        (),
                     )
                 )
                 try:
-                    data = parse_and_validate(served[1].response.text, output_schema)
+                    data = parse_and_validate(
+                        served[1].response.text, output_schema, self._validators, key=key
+                    )
                 except SchemaError as second:
                     raise ProviderError(
                         f"{served[1].entry.label} returned output that does not match the "
@@ -187,6 +310,8 @@ class Router:
                         hint="try another model for this tier, or simplify the output schema",
                     ) from second
         last = served[-1]
+        # One attempt (the usual call): its usage as is; frozen, so it can be shared.
+        usage = last.response.usage if len(served) == 1 else _summed(served)
         return CallResult(
             call_id=last.call_id,
             tier=tier,
@@ -194,17 +319,13 @@ class Router:
             model=last.entry.model,
             text=last.response.text,
             data=data,
-            usage=Usage(
-                input_tokens=sum(s.response.usage.input_tokens for s in served),
-                cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
-                output_tokens=sum(s.response.usage.output_tokens for s in served),
-                cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
-                web_searches=sum(s.response.usage.web_searches for s in served),
-            ),
+            usage=usage,
             cost_nano=sum(s.cost_nano for s in served),
             latency_ms=sum(s.latency_ms for s in served),
             simulated=any(s.simulated for s in served),
             attempts=attempts,
+            tool_calls=last.response.tool_calls,
+            sources=last.response.sources,
         )
 
     async def _call_chain(
@@ -214,44 +335,127 @@ class Router:
         task_id: str,
         module_id: str | None,
         output_schema: dict[str, Any] | None,
+        schema_size: int | None,
         max_tokens: int,
         attempts: list[str],
+        tools: tuple[ToolSpec, ...],
+        sent: Sent | None = None,
     ) -> Served:
         chain = self._chains.get(tier, ())
         if not chain:
             self.entry_for(tier)  # raises the ConfigError that says how to fix it
         failures: list[str] = []
-        outgoing = tuple(dataclasses.replace(m, content=self._redact(m.content)) for m in messages)
-        open_circuits: list[ChainEntry] = []
-        tried = False
-        for entry in chain:
-            if entry.provider in self._refused:
-                failures.append(f"{entry.label}: skipped, its key was refused earlier")
-                continue
-            if not self._health.allow(entry.provider):
-                failures.append(f"{entry.label}: skipped, failing lately (circuit open)")
-                open_circuits.append(entry)
-                continue
-            tried = True
-            request = self._request(entry, tier, outgoing, output_schema, max_tokens)
-            served = await self._try_entry(entry, request, task_id, module_id, attempts, failures)
-            if served is not None:
-                return served
-        if not tried and open_circuits:
-            # Every usable entry is open: try the one that has rested longest rather than fail
-            # without trying.
-            entry = min(open_circuits, key=lambda e: self._health.opened_at(e.provider) or 0.0)
-            self._health.allow(entry.provider, force=True)
-            request = self._request(entry, tier, outgoing, output_schema, max_tokens)
-            served = await self._try_entry(
-                entry, request, task_id, module_id, attempts, failures, force=True
+        # Providers whose key was refused on this call: told once the chain is walked.
+        refused: list[str] = []
+        served: Served | None = None
+        try:
+            outgoing = tuple(self._redacted(m) for m in messages)
+            open_circuits: list[ChainEntry] = []
+            tried = False
+            for entry in chain:
+                if entry.provider in self._refused:
+                    failures.append(f"{entry.label}: skipped, its key was refused earlier")
+                    refused.append(entry.provider)
+                    continue
+                if not self._health.allow(entry.provider):
+                    failures.append(f"{entry.label}: skipped, failing lately (circuit open)")
+                    open_circuits.append(entry)
+                    continue
+                tried = True
+                request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
+                served = await self._try_entry(
+                    entry, request, task_id, module_id, schema_size, attempts, failures, sent=sent
+                )
+                if entry.provider in self._refused:
+                    refused.append(entry.provider)
+                if served is not None:
+                    return served
+            if not tried and open_circuits:
+                # Every usable entry is open: try the one that has rested longest rather than
+                # fail without trying.
+                entry = min(open_circuits, key=lambda e: self._health.opened_at(e.provider) or 0)
+                self._health.allow(entry.provider, force=True)
+                request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
+                served = await self._try_entry(
+                    entry,
+                    request,
+                    task_id,
+                    module_id,
+                    schema_size,
+                    attempts,
+                    failures,
+                    force=True,
+                    sent=sent,
+                )
+                if served is not None:
+                    return served
+            raise ProviderError(
+                f"every provider for tier {tier} failed: " + "; ".join(failures),
+                hint="check `agentfirm providers`, retry later, or add another provider to the "
+                "chain",
             )
-            if served is not None:
-                return served
-        raise ProviderError(
-            f"every provider for tier {tier} failed: " + "; ".join(failures),
-            hint="check `agentfirm providers`, retry later, or add another provider to the chain",
+        finally:
+            # Said once per task and provider, whether another provider took over or not.
+            took_over = served.entry.label if served is not None else None
+            await self._tell_refused(task_id, module_id, refused, took_over)
+
+    async def _recovered(
+        self,
+        recover: SentCall,
+        tier: Tier,
+        messages: Sequence[Message],
+        task_id: str,
+        module_id: str | None,
+        output_schema: dict[str, Any] | None,
+        max_tokens: int,
+        tools: tuple[ToolSpec, ...],
+    ) -> Served | None:
+        """The answer ``recover``'s provider kept for it, its row booked at its usage (unless
+        a reconciliation booked it first); None when there is none to be had."""
+        provider = self._providers.get(recover.provider)
+        if not isinstance(provider, ResponseLookup) or not kept(recover.call_id):
+            return None
+        entry = ChainEntry(recover.provider, recover.model)
+        outgoing = tuple(self._redacted(m) for m in messages)
+        request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
+        try:
+            response = await provider.lookup_response(recover.call_id, request)
+        except AgentfirmError as err:
+            log.warning("router.recover_failed", provider=entry.provider, error=str(err))
+            return None
+        if response is None:
+            return None
+        row = LedgerEntry(
+            call_id=recover.call_id,
+            task_id=task_id,
+            module_id=module_id,
+            tier=tier,
+            provider=entry.provider,
+            model=entry.model,
+            outcome="cancelled",
         )
+        await self._reconciler.book(row, response.usage)
+        cost = self._price_row(row, response.usage)
+        return Served(recover.call_id, entry, response, cost, 0, provider.simulated)
+
+    async def _tell_refused(
+        self,
+        task_id: str,
+        module_id: str | None,
+        refused: Sequence[str],
+        took_over: str | None,
+    ) -> None:
+        """Publish ``provider.key_refused`` for each provider whose key was refused on this
+        call, once per task: the key to fix and what took over (None: nothing did)."""
+        for provider in dict.fromkeys(refused):
+            if (task_id, provider) in self._told:
+                continue
+            self._told.add((task_id, provider))
+            payload = {"provider": provider, "key": self._refused[provider], "took_over": took_over}
+            try:
+                await self._notify(task_id, "provider.key_refused", payload, module_id=module_id)
+            except Exception as exc:  # a lost notice must not fail the call
+                log.warning("router.notify_failed", event="provider.key_refused", error=str(exc))
 
     def _request(
         self,
@@ -260,6 +464,7 @@ class Router:
         messages: tuple[Message, ...],
         output_schema: dict[str, Any] | None,
         max_tokens: int,
+        tools: tuple[ToolSpec, ...],
     ) -> ProviderRequest:
         return ProviderRequest(
             model=entry.model,
@@ -268,7 +473,37 @@ class Router:
             tier=tier,
             output_schema=output_schema,
             timeout_s=self._timeout_s,
+            tools=tools,
         )
+
+    def _redacted(self, message: Message) -> Message:
+        """``message`` with every registered secret scrubbed from what leaves the process: its
+        text, the arguments of its tool calls and the tool results it carries (a page a tool
+        fetched may quote a key)."""
+        content = self._redact(message.content)
+        if not message.tool_calls and not message.tool_results:
+            # The usual message; ``dataclasses.replace`` would cost more than the scrubbing.
+            if content == message.content:
+                return message
+            return dataclasses.replace(message, content=content)
+        calls = tuple(self._redacted_call(c) for c in message.tool_calls)
+        results = tuple(
+            dataclasses.replace(r, content=self._redact(r.content)) for r in message.tool_results
+        )
+        return dataclasses.replace(message, content=content, tool_calls=calls, tool_results=results)
+
+    def _redacted_call(self, call: ToolCall) -> ToolCall:
+        if call.arguments is None:
+            return dataclasses.replace(call, raw_arguments=self._redact(call.raw_arguments))
+        sent = json.dumps(call.arguments, ensure_ascii=False)
+        scrubbed = self._redact(sent)
+        if scrubbed == sent:
+            return call
+        try:
+            arguments = json.loads(scrubbed)
+        except ValueError:
+            arguments = None
+        return dataclasses.replace(call, arguments=arguments, raw_arguments=scrubbed)
 
     async def _try_entry(
         self,
@@ -276,10 +511,12 @@ class Router:
         request: ProviderRequest,
         task_id: str,
         module_id: str | None,
+        schema_size: int | None,
         attempts: list[str],
         failures: list[str],
         *,
         force: bool = False,
+        sent: Sent | None = None,
     ) -> Served | None:
         """Up to two attempts on ``entry`` (one jittered retry honouring retry-after); None when
         both failed transiently or the provider refused its key. The first attempt's health
@@ -287,7 +524,9 @@ class Router:
         for retry in (False, True):
             attempts.append(entry.label)
             try:
-                return await self._attempts.run(entry, request, task_id, module_id)
+                return await self._attempts.run(
+                    entry, request, task_id, module_id, schema_size=schema_size, on_sent=sent
+                )
             except RetryableProviderError as err:
                 failures.append(f"{entry.label}: {self._redact(str(err))}")
                 if retry:
@@ -305,7 +544,7 @@ class Router:
                         key=err.key_env,
                         error=self._redact(str(err)),
                     )
-                self._refused.add(entry.provider)
+                self._refused[entry.provider] = err.key_env
                 return None
         return None
 

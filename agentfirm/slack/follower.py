@@ -15,17 +15,18 @@ from typing import Any
 
 import structlog
 
+from agentfirm.api.follow import follow
+from agentfirm.domain.notices import notice_text
 from agentfirm.errors import NotFound
 from agentfirm.slack.daemon_link import DaemonLink
 from agentfirm.slack.progress import Progress, final_summary
-from agentfirm.slack.prompts import Message, decided, prompt
+from agentfirm.slack.prompts import Message, decided, notice, prompt
 from agentfirm.slack.threads import TaskThread, ThreadBook
 from agentfirm.slack.throttle import Clock, Coalescer
 from agentfirm.slack.web import SlackOut
 
 log = structlog.get_logger(__name__)
 
-FINAL = frozenset({"completed", "failed", "aborted", "rejected"})
 MAX_RECONNECT_DELAY_S = 30.0
 
 
@@ -87,30 +88,35 @@ class Followers:
             await editor.close()
 
     async def _follow(self, thread: TaskThread) -> None:
-        delay = self.reconnect_delay
+        progress = self._progress[thread.task_id]
+
+        def seed(detail: dict[str, Any]) -> None:
+            progress.seed(detail)
+            self._show(thread)
+
         with structlog.contextvars.bound_contextvars(task_id=thread.task_id):
             while True:
                 try:
-                    self._progress[thread.task_id].seed(await self.daemon.task(thread.task_id))
-                    self._show(thread)
-                    async for event in self.daemon.events(
-                        thread.task_id, after_seq=thread.last_seq
+                    async for event in follow(
+                        self.daemon,
+                        thread.task_id,
+                        after_seq=thread.last_seq,
+                        on_task=seed,
+                        first_delay=self.reconnect_delay,
+                        max_delay=MAX_RECONNECT_DELAY_S,
+                        sleep=self.clock.sleep,
                     ):
                         await self.handle_event(thread, event)
-                        delay = self.reconnect_delay
-                    detail = await self.daemon.task(thread.task_id)
-                    if str(detail.get("status")) in FINAL:
-                        await self._finish(thread, detail)
-                        return
+                    await self._finish(thread, await self.daemon.task(thread.task_id))
+                    return
                 except NotFound as err:
                     log.warning("slack.task_gone", error=str(err))
                     self.book.drop(thread.task_id)
                     await self.book.save()
                     return
-                except Exception as err:  # the daemon restarting, or a bug: retry from the seq
-                    log.warning("slack.stream_lost", error=f"{type(err).__name__}: {err}")
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+                except Exception as err:  # Slack or a bug: carry on from the last seq handled
+                    log.warning("slack.follow_failed", error=f"{type(err).__name__}: {err}")
+                await self.clock.sleep(self.reconnect_delay)
 
     async def handle_event(self, thread: TaskThread, event: Mapping[str, Any]) -> None:
         """One event of the task's stream: progress, prompts, decisions, completion."""
@@ -126,6 +132,15 @@ class Followers:
             await self._answered(thread, payload)
         elif kind == "task.completed":
             thread.completion = dict(payload)
+        elif kind == "task.result" and payload.get("error"):
+            # The daemon stopped driving it (a broken MCP server, bad config): say why and how
+            # to fix it, in the words the CLI prints.
+            await self.out.post(
+                thread.channel, thread.thread_ts, notice(f"stopped: {payload['error']}")
+            )
+        elif (text := notice_text(kind, payload)) is not None:
+            # A refused key or an overrun: a reply in the thread, not lost in the progress.
+            await self.out.post(thread.channel, thread.thread_ts, notice(text))
         thread.last_seq = max(thread.last_seq, seq)
         self._show(thread)
 

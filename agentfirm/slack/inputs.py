@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from agentfirm.errors import BadInput
+from agentfirm.money import parse_budget
 
 _LINK = re.compile(r"<(https?://[^|>]+)(?:\|[^>]*)?>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
@@ -31,17 +31,11 @@ def request_text(text: str, bot_user_id: str | None) -> str:
 
 
 def parse_usd(text: str | None) -> Decimal | None:
-    """A budget typed by a person: ``2.50`` or ``$2.50``; empty is ``None``. Raises
-    ``BadInput`` for anything that is not a positive amount (the daemon checks the rest)."""
+    """A budget typed by a person (see ``money.parse_budget``); empty is ``None``. Raises
+    ``BadInput`` for anything else."""
     if text is None or not text.strip():
         return None
-    try:
-        value = Decimal(text.strip().lstrip("$").replace(",", ""))
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or value <= 0:
-        raise BadInput(f"budget {text.strip()!r} is not a positive amount in USD", hint="e.g. 2.50")
-    return value
+    return parse_budget(text)
 
 
 def input_value(values: Mapping[str, Any], block_id: str, action_id: str) -> str | None:

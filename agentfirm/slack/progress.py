@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentfirm.slack.prompts import Message, escape, spend_table, usd
+from agentfirm.domain.status import FINAL_STATUSES
+from agentfirm.slack.prompts import Message, escape, spend_table, transcript_command, usd
 
 _MARKS = {
     "pending": "⚪",
@@ -18,7 +19,6 @@ _MARKS = {
     "failed": "❌",
     "skipped": "⏭️",
 }
-_FINAL = ("completed", "failed", "aborted", "rejected")
 _WAITING = {
     "clarify": "waiting for answers to its questions",
     "plan": "waiting for plan approval",
@@ -26,6 +26,7 @@ _WAITING = {
     "review": "waiting for the draft review",
     "failure": "waiting for a decision on a failed module",
     "module_failed": "waiting for a decision on a failed module",
+    "tool": "waiting for consent to run a tool",
 }
 MAX_MODULE_LINES = 40
 
@@ -45,6 +46,9 @@ class Progress:
     waiting: str | None = None
     events: int = 0
     last: str = ""
+    launch_url: str | None = None
+    """Where to run the build by hand (Colab), while it waits for that run."""
+    launch_secrets: list[str] = field(default_factory=list)
 
     def seed(self, detail: Mapping[str, Any]) -> None:
         """From ``GET /tasks/ID`` (status, persona, budget, spend, module rows)."""
@@ -91,6 +95,11 @@ class Progress:
             self.waves = [[str(m) for m in level] for level in payload.get("waves") or []]
         elif kind == "budget.set" or kind == "budget.adjusted":
             self.budget_usd = _number(payload.get("ceiling_usd")) or self.budget_usd
+        elif kind == "runner.launched" and payload.get("url"):
+            self.launch_url = str(payload["url"])
+            self.launch_secrets = [str(s) for s in payload.get("secrets") or ()]
+        elif kind == "runner.finished":
+            self.launch_url = None
         elif kind == "cost.updated":
             self.spent_usd = _number(payload.get("spent_usd")) or self.spent_usd
         elif module and kind.startswith("module."):
@@ -103,7 +112,7 @@ class Progress:
 
     @property
     def final(self) -> bool:
-        return self.status in _FINAL
+        return self.status in FINAL_STATUSES
 
     def render(self) -> Message:
         head = f"*Task* `{self.task_id}`"
@@ -129,6 +138,11 @@ class Progress:
         lines.append(f"Spent {usd(self.spent_usd)}{ceiling}{tally}")
         if self.waiting and not self.final:
             lines.append(f"_{self.waiting}_")
+        if self.launch_url and not self.final:
+            lines.append(f"<{self.launch_url}|Open the notebook in Colab> and run all cells")
+            if self.launch_secrets:
+                names = ", ".join(f"`{escape(s)}`" for s in self.launch_secrets)
+                lines.append(f"Set these in Colab's secrets (the key icon) first: {names}")
         text = "\n".join(lines)
         return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
@@ -173,6 +187,7 @@ def final_summary(
         lines.append(
             f"Task repo: {_where(detail.get('repo_path'))}" + (f" @ `{commit}`" if commit else "")
         )
+    lines.append(f"Model turns and tool calls: {transcript_command(task_id)}")
     quality = (completion or {}).get("quality") or {}
     if quality:
         lines.append(f"Quality: {quality.get('passed')} passed, {quality.get('failed')} failed")

@@ -1,5 +1,5 @@
 """Block Kit for the questions a task asks: one message per approval (clarify, plan, budget,
-review, failure), the two modals (a plan's budget, a revision's notes) and the line a prompt
+review, failure, tool), the two modals (a plan's budget, a revision's notes) and the line a prompt
 becomes once decided. Pure functions of the approval rows the daemon returns.
 
 Every button carries the approval id as its ``value``; ``ACTIONS`` maps its ``action_id`` to
@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from agentfirm.domain.tools import plan_tool_lines
 
 Blocks = list[dict[str, Any]]
 
@@ -50,8 +52,10 @@ ACTIONS: Mapping[str, Action] = {
     "af_failure_retry": Action("failure", "retry"),
     "af_failure_skip": Action("failure", "skip"),
     "af_failure_abort": Action("failure", "aborted"),
+    "af_tool_allow": Action("tool", "approved"),
+    "af_tool_deny": Action("tool", "rejected"),
 }
-ACTION_PATTERN = r"^af_(clarify|plan|budget|review|failure)_"
+ACTION_PATTERN = r"^af_(clarify|plan|budget|review|failure|tool)_"
 
 
 def escape(text: str) -> str:
@@ -119,6 +123,11 @@ class Message:
     blocks: Blocks
 
 
+def notice(text: str) -> Message:
+    """A notice for the task's thread (``agentfirm.domain.notices``)."""
+    return Message(text=text, blocks=[_section(f":warning: {text}")])
+
+
 # ---------------------------------------------------------------------------- prompts
 def prompt(approval: Mapping[str, Any]) -> Message:
     """The message asking ``approval`` (a row of ``GET /tasks/ID/approvals``)."""
@@ -130,8 +139,11 @@ def prompt(approval: Mapping[str, Any]) -> Message:
         "failure": _failure,
         "module_failed": _failure,
     }
-    builder = builders.get(str(approval.get("kind")), _unknown)
-    return builder(str(approval["id"]), approval.get("payload") or {})
+    kind, payload = str(approval.get("kind")), approval.get("payload") or {}
+    if kind == "tool":
+        return _tool(str(approval["id"]), payload, str(approval.get("task_id") or "?"))
+    builder = builders.get(kind, _unknown)
+    return builder(str(approval["id"]), payload)
 
 
 def questions_of(payload: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -187,6 +199,20 @@ def _plan(approval_id: str, payload: Mapping[str, Any]) -> Message:
         f"{usd(estimate.get('worst_usd'))} · suggested budget "
         f"{usd(payload.get('suggested_budget_usd'))}"
     )
+    uncovered = [u for u in payload.get("uncovered") or () if isinstance(u, Mapping)]
+    if uncovered:
+        lines.append(
+            f"*{len(uncovered)} quality checklist item(s) left uncovered* (--yes would refuse "
+            "this plan):"
+        )
+        lines += [
+            f"• {escape(str(u.get('item', '')))} — {escape(str(u.get('why') or 'no reason'))}"
+            for u in uncovered
+        ]
+    lines += [
+        (":no_entry: *" if denied else ":warning: ") + escape(line) + ("*" if denied else "")
+        for line, denied in plan_tool_lines(payload)
+    ]
     return Message(
         f"Plan ready: {len(modules)} modules, expected {usd(estimate.get('expected_usd'))}",
         [
@@ -270,6 +296,36 @@ def _failure(approval_id: str, payload: Mapping[str, Any]) -> Message:
                 _button("af_failure_retry", "Retry", approval_id, "primary"),
                 _button("af_failure_skip", "Skip it", approval_id),
                 _button("af_failure_abort", "Abort the task", approval_id, "danger"),
+            ),
+        ],
+    )
+
+
+def transcript_command(task_id: str, module_id: str | None = None) -> str:
+    """The command that shows a task's (or one module's) model turns and tool calls."""
+    module = f" --module {module_id}" if module_id else ""
+    return f"`agentfirm tasks transcript {escape(task_id)}{escape(module)}`"
+
+
+def _tool(approval_id: str, payload: Mapping[str, Any], task_id: str) -> Message:
+    module = escape(str(payload.get("module_id") or "?"))
+    tool = escape(str(payload.get("origin") or payload.get("tool") or "?"))
+    arguments = escape(str(payload.get("arguments") or "")[:1500])
+    return Message(
+        f"Module {module} asks to run {tool}",
+        [
+            _section(
+                f"*Module `{module}` asks to run `{tool}`*, which may change things outside "
+                f"the task:\n```{arguments}```"
+            ),
+            _context(
+                "What the module did so far: "
+                + transcript_command(task_id, str(payload.get("module_id") or "") or None)
+            ),
+            _actions(
+                approval_id,
+                _button("af_tool_allow", "Allow", approval_id, "primary"),
+                _button("af_tool_deny", "Deny", approval_id, "danger"),
             ),
         ],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -85,6 +85,23 @@ class Receiver(Protocol):
     def describe(self) -> str: ...
 
 
+def _timestamp_guard() -> Callable[..., Awaitable[web.StreamResponse]]:
+    """aiohttp middleware: 401 for an ``X-Slack-Request-Timestamp`` that is not a number. Bolt's
+    verification fails on one with a 500, though it is only a badly signed request."""
+    from aiohttp import web
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        stamp = request.headers.get("X-Slack-Request-Timestamp")
+        if stamp is not None and not (stamp.isascii() and stamp.isdigit() and len(stamp) < 20):
+            return web.json_response({"error": "invalid request timestamp"}, status=401)
+        return await handler(request)
+
+    return guard
+
+
 class HttpReceiver:
     """Signed HTTP requests on ``host:port`` at ``POST /slack/events`` (aiohttp, which bolt's
     async server runs on). Port 0 binds a free port; ``port`` is the one bound."""
@@ -101,6 +118,7 @@ class HttpReceiver:
         from slack_bolt.app.async_server import AsyncSlackAppServer
 
         server = AsyncSlackAppServer(port=self.port, path=self.path, app=self.app, host=self.host)
+        server.web_app.middlewares.append(_timestamp_guard())
         self._runner = web.AppRunner(server.web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

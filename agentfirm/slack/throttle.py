@@ -89,11 +89,13 @@ class Coalescer(Generic[T]):
                 if wait > 0:
                     await self._clock.sleep(wait)
             value, self._dirty = self._latest, False
-            self._last_sent = self._clock.now()
             self._quiet.clear()
             try:
                 await self._send(value)  # type: ignore[arg-type]  # set with _dirty
             except Exception as err:  # Slack hiccups must not stop the task's thread
                 log.warning("slack.edit_failed", what=self._name, error=f"{type(err).__name__}")
             finally:
+                # The interval runs from the end of a send: Slack counts edits as they arrive,
+                # and an edit arrives somewhere within its send.
+                self._last_sent = self._clock.now()
                 self._quiet.set()

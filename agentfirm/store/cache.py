@@ -24,17 +24,18 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
 import structlog
 from pydantic import BaseModel
 
-from agentfirm.domain import Approval, Event, LedgerEntry, Task, Transition
+from agentfirm.domain.models import Approval, Event, LedgerEntry, Task, Transition
+from agentfirm.errors import DamagedFile
 from agentfirm.settings import mask_url
-from agentfirm.store.postgres import LEDGER_COLUMNS, PostgresStore
-from agentfirm.store.sqlite_conn import execute, immediate_transaction, open_sqlite
+from agentfirm.store.postgres import PostgresStore
+from agentfirm.store.sql.budgets import LEDGER_COLUMNS
+from agentfirm.store.sqlite.conn import execute, immediate_transaction, move_aside, open_sqlite
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -119,18 +120,6 @@ class CachedStore(PostgresStore):
             db, self._db = self._db, None
             await db.close()
         await super().close()
-
-    async def __aenter__(self) -> CachedStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def wait_warm(self) -> None:
         """Return once the copies found stale on open have been fetched again."""
@@ -306,7 +295,7 @@ class CachedStore(PostgresStore):
         from another database."""
         try:
             return await _open_layout(self.path, origin)
-        except sqlite3.DatabaseError as err:  # not a database, or damaged: start afresh
+        except (sqlite3.DatabaseError, DamagedFile) as err:  # not a database, or damaged: afresh
             log.warning("store.cache_unreadable", path=str(self.path), error=str(err))
             await asyncio.to_thread(_delete_files, self.path)
             return await _open_layout(self.path, origin)
@@ -314,7 +303,7 @@ class CachedStore(PostgresStore):
     def _cache_write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         if self._db is None:
             raise RuntimeError(f"store cache {self.path} is not open: call open() first")
-        return immediate_transaction(self._db, self._cache_lock)
+        return immediate_transaction(self._db, self._cache_lock, path=self.path)
 
     async def _cache_read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         if self._db is None:
@@ -333,7 +322,7 @@ class CachedStore(PostgresStore):
 
 
 async def _open_layout(path: Path, origin: str) -> aiosqlite.Connection:
-    db = await open_sqlite(path)
+    db = await open_sqlite(path, way_out=move_aside(path, "and it is rebuilt from Postgres"))
     try:
         async with immediate_transaction(db, asyncio.Lock()):
             for statement in _SCHEMA.split(";"):

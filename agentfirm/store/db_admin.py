@@ -14,13 +14,19 @@ from agentfirm.errors import BadInput
 from agentfirm.settings import mask_url
 from agentfirm.store.migrate import Migration, load_migrations
 from agentfirm.store.migrate import migrate as run_migrations
-from agentfirm.store.postgres_conn import (
+from agentfirm.store.postgres.conn import (
     applied_migrations,
     apply_migrations,
     connect,
     postgres_migrations,
 )
-from agentfirm.store.sqlite_conn import SQLiteMigrationTarget, immediate_transaction, open_sqlite
+from agentfirm.store.sqlite.conn import (
+    SQLiteMigrationTarget,
+    check_integrity,
+    immediate_transaction,
+    open_sqlite,
+)
+from agentfirm.store.sqlite.store import store_way_out
 
 _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://")
@@ -55,7 +61,8 @@ async def migrate(url: str) -> list[int]:
             await conn.close()
     else:
         migrations = await asyncio.to_thread(load_migrations)
-        db = await open_sqlite(_sqlite_path(url))
+        path = _sqlite_path(url)
+        db = await open_sqlite(path, way_out=store_way_out(path))
         try:
             async with immediate_transaction(db, asyncio.Lock()) as tx:
                 applied = await run_migrations(SQLiteMigrationTarget(tx), migrations)
@@ -87,6 +94,8 @@ async def _sqlite_applied(path: Path) -> list[dict[str, Any]]:
         return []
     async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as db:
         db.row_factory = sqlite3.Row
+        # A status that says "up to date" of a damaged file would send the user the wrong way.
+        await check_integrity(db, path, store_way_out(path), again=True)
         present = await db.execute_fetchall(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
         )

@@ -1,9 +1,11 @@
 """A process killed mid-call leaves its call's budget reservation behind; whoever takes the task
 over releases it before calling again, and the books stay honest: spent is what the ledger says,
-and the killed call — which never got a ledger row — costs nothing."""
+and the killed call — which the provider received and bills — is booked once, at its
+reservation, as an upper bound."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agentfirm.store.sql.budgets import DIED_MID_CALL
 from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +96,19 @@ def test_a_run_killed_mid_call_resumes_with_its_reservation_released(
     assert reserved == 0, "the dead process's reservation was never released"
     assert spent == ledger_total
     assert round(doc["cost"]["total_usd"] * 10**9) == spent
-    booked = {
-        str(c) for (c,) in _query(db, "SELECT call_id FROM ledger WHERE task_id = ?", task_id)
-    }
-    assert not booked & set(left), "a call the kill cut short was booked"
+    # The provider received the calls the kill cut short and bills them: each is booked once,
+    # at its reservation, cancelled, an upper bound (ARCHITECTURE.md §4).
+    cut_short = _query(
+        db,
+        "SELECT call_id, outcome, error, cost_nano FROM ledger WHERE task_id = ?"
+        " AND call_id IN (SELECT value FROM json_each(?))",
+        task_id,
+        json.dumps(left),
+    )
+    assert sorted(str(c) for c, *_ in cut_short) == sorted(left), "a killed call is unbooked"
+    assert {(o, e) for _c, o, e, _n in cut_short} == {("cancelled", DIED_MID_CALL)}
+    assert all(int(str(n)) > 0 for *_, n in cut_short)
+    ((rows, calls),) = _query(
+        db, "SELECT COUNT(*), COUNT(DISTINCT call_id) FROM ledger WHERE task_id = ?", task_id
+    )
+    assert rows == calls, "a call was booked twice"

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from agentfirm.cli_context import submitter
-from tests.e2e.conftest import _SCRUB_PREFIXES, Cli, Result, stop_daemon
+from agentfirm.cli.context import submitter
+from tests.e2e.conftest import Cli, Result, clean_env, run_cli, stop_daemon
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 CANARY = "sk-ant-api03-CANARY" + "3" * 40
@@ -35,14 +35,14 @@ CANARY = "sk-ant-api03-CANARY" + "3" * 40
 # One client process per call: `submit REQUEST`, `decide TASK KIND [BUDGET]`, `costs TASK`.
 CLIENT = """
 import json, sys
-from agentfirm.daemon.client import DaemonClient
+from agentfirm.api.client import DaemonClient
 from agentfirm.daemon.process import socket_path
 from agentfirm.settings import load_settings
 
 client = DaemonClient(socket_path(load_settings().paths))
 op, *args = sys.argv[1:]
 if op == "submit":
-    out = client.submit(args[0], offline=True)
+    out = client.submit(args[0], offline=True, offline_latency_ms=(args[1:] or [None])[0])
 elif op == "decide":
     task_id, kind, *budget = args
     approval = client.wait_for_approval(task_id, timeout=60)
@@ -56,14 +56,6 @@ else:
     out = client.costs(args[0])
 print(json.dumps(out))
 """
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """Short, so the socket path fits the OS limit (~100 bytes) wherever pytest puts tmp_path."""
-    path = Path(tempfile.mkdtemp(prefix="af", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -127,6 +119,7 @@ def _every_response(home: Path, task_id: str) -> list[str]:
             ("GET", f"/tasks/{task_id}/costs", None),
             ("GET", f"/tasks/{task_id}/approvals", None),
             ("GET", f"/tasks/{task_id}/events", None),
+            ("GET", f"/tasks/{task_id}/transcript", None),
             ("GET", "/personas", None),
             ("GET", "/providers", None),
             ("GET", "/openapi.json", None),
@@ -188,7 +181,9 @@ def test_a_task_flows_through_the_daemon_between_processes_and_survives_a_restar
 def test_sigterm_mid_run_then_restart_resumes_without_rerunning_done_modules(
     cli: Cli, daemon: dict[str, str], home: Path
 ) -> None:
-    task_id = _client(daemon, "submit", REQUEST)["task_id"]
+    # Calls slow enough that the SIGTERM lands before the build's last wave even on a loaded
+    # machine (at the fixture's 40-80 ms the task once reached review first).
+    task_id = _client(daemon, "submit", REQUEST, "500-700")["task_id"]
     _client(daemon, "decide", task_id, "plan")
     with _http(home) as http:
         pid = http.get("/health").json()["pid"]
@@ -311,21 +306,10 @@ class Shell:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
-        self.env = {**clean, "AGENTFIRM_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "160"}
+        self.env = clean_env(home)
 
-    def __call__(self, *args: str) -> Result:
-        proc = subprocess.run(
-            [sys.executable, "-m", "agentfirm", *args],
-            env=self.env,
-            cwd=self.home,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return run_cli({**self.env, **(env or {})}, self.home, *args)
 
 
 @pytest.fixture(scope="module")
@@ -391,6 +375,33 @@ def test_run_through_the_daemon_matches_an_in_process_run(
     assert _comparable(done[0].json()) == _comparable(here.json())
 
 
+def test_a_running_daemon_serves_a_task_by_the_settings_and_personas_of_its_caller(
+    shell: Shell, done: tuple[Result, Path]
+) -> None:
+    """The daemon is running already (``done``): a persona added since and a latency set in this
+    shell only travel with the task, so it is served as --no-daemon serves it."""
+    mine = shell.home / "config" / "personas" / "solder_patents.yaml"
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "personas" / "patent_research.yaml", mine)
+    args = ("run", REQUEST, "--offline", "--yes", "--json", "--persona", "solder_patents")
+    latency = {"AGENTFIRM_OFFLINE_LATENCY_MS": "1-3"}
+    try:
+        there, here = shell(*args, env=latency), shell(*args, "--no-daemon", env=latency)
+    finally:
+        mine.unlink()
+
+    assert (there.code, here.code) == (0, 0), there.stderr
+    assert there.json()["persona"] == "solder_patents"
+    assert _comparable(there.json()) == _comparable(here.json())
+    policies = [
+        shell("tasks", "show", doc.json()["task_id"], "--json").json()["policy"]
+        for doc in (there, here)
+    ]
+    assert policies[0] == policies[1]
+    assert policies[0]["offline_latency_ms"] == "1-3"
+    assert policies[0]["auto_approve"] is True
+
+
 def test_a_budget_stop_through_the_daemon_matches_an_in_process_one(shell: Shell) -> None:
     args = ("run", REQUEST, "--offline", "--yes", "--json", "--budget", "0.05")
     here, there = shell(*args, "--no-daemon"), shell(*args)
@@ -413,6 +424,14 @@ def test_reads_through_the_daemon_equal_reads_of_the_store(
 
         assert there.code == 0, there.stderr
         assert there.json() == here.json()
+    # In-process, these two read the file plainly (store.sqlite.reader): byte for byte the same.
+    for read in (["tasks", "list"], ["costs", task_id], ["costs", task_id, "--calls", "3"]):
+        for shape in ([], ["--json"]):
+            there = shell(*read, *shape)
+            here = shell(*read, *shape, "--no-daemon")
+
+            assert there.code == here.code == 0, there.stderr + here.stderr
+            assert there.stdout == here.stdout
 
 
 def test_resume_through_the_daemon_finishes_a_task_stopped_for_budget(shell: Shell) -> None:

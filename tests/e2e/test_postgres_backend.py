@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentfirm import views
+from agentfirm.api import views
 from agentfirm.app import App
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.secrets import Redactor, SecretStore

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from agentfirm.router.providers.offline import OfflineProvider
 from tests.e2e.conftest import _SCRUB_PREFIXES, Result
 from tests.fakes.anthropic_fake import AnthropicFake
+from tests.fakes.compat_servers import cooperative_answer, last_user_text
 from tests.fakes.http_fake import Recorded, Reply, running
 from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.provider_fake import ProviderFake
@@ -99,33 +99,13 @@ def _schema_of(body: dict[str, Any]) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-def _last_user_text(body: dict[str, Any]) -> str:
-    for message in reversed(body.get("messages") or []):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return ""
-
-
 def _answer_for(body: dict[str, Any]) -> dict[str, Any] | None:
-    """What a cooperative model returns: the template unchanged for the planner, else a value
-    the offline generator builds for the request's schema; None for a free-text request."""
+    """What a cooperative model returns (see ``cooperative_answer``); None for a free-text
+    request."""
     schema = _schema_of(body)
     if schema is None:
         return None
-    text = _last_user_text(body)
-    if "# Template modules" in text and "modules" in schema.get("properties", {}):
-        template = text.split("# Template modules\n\n", 1)[1].split("\n\n# ", 1)[0]
-        return {"rationale": "The template fits as it is.", "modules": json.loads(template)}
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-    words = text.split()[:40] or ["telemetry"]
-    reply = OfflineProvider._structured(schema, words, seed, int(body.get("max_tokens") or 4096))
-    value = json.loads(reply)
-    assert isinstance(value, dict)
-    return value
+    return cooperative_answer(schema, last_user_text(body), int(body.get("max_tokens") or 4096))
 
 
 def _succeed(fake: ProviderFake, request: Recorded) -> Reply:
@@ -249,7 +229,7 @@ def outcome(
     result = _cli(home, env, "run", REQUEST, "--persona", "twelve", "--yes", "--json")
     assert result.code == 0, result.stderr[-4000:]
     doc = result.json()
-    costs = _cli(home, env, "costs", doc["task_id"], "--json")
+    costs = _cli(home, env, "costs", doc["task_id"], "--json", "--all")
     assert costs.code == 0, costs.stderr[-4000:]
     received = Counter(anthropic=len(primary[0].requests), openai=len(fallback.requests))
     return Outcome(doc, costs.json(), Counter(primary[1].faults), received)
@@ -262,17 +242,16 @@ def test_a_twelve_module_task_completes_through_a_flaky_primary(outcome: Outcome
     assert all(outcome.faults[kind] for kind in FAULTS), outcome.faults
 
 
-def test_every_hang_is_an_error_row_the_router_gave_up_on(outcome: Outcome) -> None:
-    # A hung attempt is received, then abandoned at the timeout: an error row that waited at
-    # least that long (the other faults answer at once, so the longest errors are the hangs).
-    errors = sorted(
-        (c["latency_ms"] for c in outcome.costs["calls"] if c["outcome"] == "error"),
-        reverse=True,
-    )
+def test_every_hang_is_booked_at_its_reservation_as_the_router_gave_up_on_it(
+    outcome: Outcome,
+) -> None:
+    # A hung attempt is received (so billed), then abandoned at the timeout: a cancelled row
+    # that waited at least that long, booked at its reservation, flagged as an upper bound.
+    hung_up = [c for c in outcome.costs["calls"] if c["outcome"] == "cancelled"]
 
-    hangs = outcome.faults["hang"]
-    assert len(errors) > hangs
-    assert all(latency >= TIMEOUT_S * 1000 for latency in errors[:hangs]), errors
+    assert len(hung_up) == outcome.faults["hang"]
+    assert all(c["latency_ms"] >= TIMEOUT_S * 1000 for c in hung_up), hung_up
+    assert all(c["upper_bound"] and c["cost_usd"] > 0 for c in hung_up), hung_up
 
 
 def test_the_ledger_shows_the_fallbacks(outcome: Outcome) -> None:
@@ -288,7 +267,9 @@ def test_the_ledger_shows_the_fallbacks(outcome: Outcome) -> None:
         # The fallback's answer is the module's last row, after the primary's failures (unless
         # the primary's circuit had opened by then, which skips it).
         assert tried[-1] == ("openai", "ok"), (module, tried)
-        assert all(row == ("anthropic", "error") for row in tried[:-1]), (module, tried)
+        # (a hang the primary got is ``cancelled``: booked, as it is billed)
+        failed = {("anthropic", "error"), ("anthropic", "cancelled")}
+        assert all(row in failed for row in tried[:-1]), (module, tried)
     assert any(
         [c["provider"] for c in calls if c["module_id"] == module][-3:]
         == ["anthropic", "anthropic", "openai"]

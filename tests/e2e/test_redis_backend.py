@@ -12,7 +12,7 @@ import pytest
 
 from agentfirm.app import App
 from agentfirm.bus.redis_streams import RedisStreamsBus
-from agentfirm.domain import Event
+from agentfirm.domain.models import Event
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings

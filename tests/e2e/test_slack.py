@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import re
 import select
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,16 +38,8 @@ ALLOWED = "U0ALLOWED"
 CHANNEL = "C0PATENTS"
 THREAD = "1690000000.000100"
 # The command as `agentfirm slack` runs it (cli.py registers the same function).
-SLACK_APP = "import typer; from agentfirm.cli_slack import slack; typer.run(slack)"
+SLACK_APP = "import typer; from agentfirm.cli.commands.slack import slack; typer.run(slack)"
 PROMPTS = ("A few questions", "Plan ready", "Budget reached", "draft is ready", "failed")
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """Short, so the daemon's socket path fits the OS limit wherever pytest puts tmp_path."""
-    path = Path(tempfile.mkdtemp(prefix="af", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -61,13 +61,15 @@ def spawn(
     procs: list[subprocess.Popen[str]] = []
 
     def start(name: str, *args: str) -> subprocess.Popen[str]:
-        log = (tmp_path / f"{name}.out").open("w")
+        # stdout alone: under --json it is one document; notices go to stderr.
+        out = (tmp_path / f"{name}.out").open("w")
+        err = (tmp_path / f"{name}.err").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "agentfirm", *args],
             env=team_env,
             cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=err,
             text=True,
         )
         procs.append(proc)
@@ -107,7 +109,7 @@ def test_a_worker_killed_mid_module_costs_time_never_work_or_money(
     interrupted = sorted(m for m, status in at_kill.items() if status == "running")
     done_before = sorted(m for m, status in at_kill.items() if status == "done")
 
-    assert master.wait(timeout=GUARD_S) == 0, (tmp_path / "master.out").read_text()
+    assert master.wait(timeout=GUARD_S) == 0, (tmp_path / "master.err").read_text()
     result = json.loads((tmp_path / "master.out").read_text())
     task_id = result["task_id"]
     assert result["status"] == "completed"

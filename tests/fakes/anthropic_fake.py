@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes.http_fake import Recorded, Reply, Responder
-from tests.fakes.provider_fake import ProviderFake
+from tests.fakes.metering import TOOL_PROMPT_TOKENS, Billed, prompt_tokens
+from tests.fakes.provider_fake import ProviderFake, ScriptedCall
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -47,9 +48,16 @@ class AnthropicFake(ProviderFake):
         self, request: Recorded, *, text: str | None, data: dict[str, Any] | None, usage: Any
     ) -> dict[str, Any]:
         body = request.body if isinstance(request.body, dict) else {}
-        tokens = usage if isinstance(usage, AnthropicUsage) else AnthropicUsage()
+        if isinstance(usage, AnthropicUsage):
+            tokens = usage
+        else:
+            metered = self.metered(request, json.dumps(data) if data is not None else text or "")
+            tokens = AnthropicUsage(metered.input_tokens, metered.output_tokens)
         content: list[dict[str, Any]]
-        forced = (body.get("tool_choice") or {}).get("name")
+        offered = {tool.get("name") for tool in body.get("tools") or ()}
+        forced = (body.get("tool_choice") or {}).get("name") or (
+            "emit_output" if "emit_output" in offered else None
+        )
         if data is not None and forced:
             content = [{"type": "tool_use", "id": "toolu_01A", "name": forced, "input": data}]
             stop = "tool_use"
@@ -79,6 +87,49 @@ class AnthropicFake(ProviderFake):
             }
         return reply
 
+    def tool_call_body(self, request: Recorded, calls: list[ScriptedCall]) -> dict[str, Any]:
+        """``tool_use`` blocks; Anthropic's input is always an object, so a string stands for an
+        object the tool's schema refuses (``{"input": the string}``)."""
+        body = self.success_body(request, text="Let me look that up.", data=None, usage=None)
+        body["content"] = [{"type": "text", "text": "Let me look that up."}] + [
+            {
+                "type": "tool_use",
+                "id": call_id,
+                "name": name,
+                "input": args if isinstance(args, dict) else {"input": args},
+            }
+            for call_id, name, args in calls
+        ]
+        body["stop_reason"] = "tool_use"
+        return body
+
+    def input_tokens(self, body: dict[str, Any]) -> int:
+        tools = body.get("tools") or []
+        texts = [
+            *_texts(body.get("system")),
+            *(t for m in body.get("messages", ()) for t in _texts(m.get("content"))),
+        ]
+        return prompt_tokens(texts, tools, extra=TOOL_PROMPT_TOKENS if tools else 0)
+
+    def max_output(self, body: dict[str, Any]) -> int:
+        return int(body.get("max_tokens", 0))
+
+    def billed_of(self, request: Recorded, reply: dict[str, Any]) -> Billed | None:
+        usage = reply.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        read = usage.get("cache_read_input_tokens") or 0
+        written = usage.get("cache_creation_input_tokens") or 0
+        server_tools = usage.get("server_tool_use") or {}
+        return Billed(
+            model=self.model_of(request),
+            input_tokens=usage["input_tokens"] + read + written,
+            output_tokens=usage["output_tokens"],
+            cached_input_tokens=read,
+            cache_write_tokens=written,
+            web_searches=server_tools.get("web_search_requests", 0),
+        )
+
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "api_error")
         return {
@@ -90,13 +141,22 @@ class AnthropicFake(ProviderFake):
     def overloaded(self) -> Reply:
         return self.error(529, "Overloaded")
 
-    def searched(self, text: str, *, url: str, title: str, query: str = "search") -> Responder:
+    def searched(
+        self,
+        text: str,
+        *,
+        url: str,
+        title: str,
+        query: str = "search",
+        data: dict[str, Any] | None = None,
+    ) -> Responder:
         """An answer after one server-side web search: the ``server_tool_use`` and
         ``web_search_tool_result`` blocks, then ``text`` citing the page, as the API returns
-        them."""
+        them; with ``data``, then the forced output tool's call carrying it."""
 
         def respond(request: Recorded) -> Reply:
-            body = self.success_body(request, text=text, data=None, usage=None)
+            body = self.success_body(request, text=text, data=data, usage=None)
+            answer = [b for b in body["content"] if b["type"] == "tool_use"]
             body["content"] = [
                 {
                     "type": "server_tool_use",
@@ -130,7 +190,17 @@ class AnthropicFake(ProviderFake):
                         }
                     ],
                 },
+                *answer,
             ]
             return Reply(200, body)
 
         return respond
+
+
+def _texts(content: Any) -> list[str]:
+    """The texts of a ``system`` or message ``content``: a string, or a list of blocks."""
+    if isinstance(content, str):
+        return [content]
+    # A tool call or result counts as what was sent of it.
+    blocks = [b for b in content or () if isinstance(b, dict)]
+    return [b["text"] if "text" in b else json.dumps(b) for b in blocks]

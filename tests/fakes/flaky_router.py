@@ -11,9 +11,15 @@ from agentfirm.router.base import CallResult, Message
 from agentfirm.router.errors import RetryableProviderError
 
 
+def starts_a_run(messages: Sequence[Message]) -> bool:
+    """Whether a call starts a sub-agent run rather than continuing its agent loop (a later
+    turn carries tool results): what the tests that count module runs count."""
+    return not any(m.role == "tool" for m in messages)
+
+
 class Flaky:
     """``inner``, failing ``failing``'s first ``failures`` calls (retryably, as a provider
-    outage does); every call's last prompt is kept by module."""
+    outage does); every run's last prompt is kept by module, and ``calls`` counts runs."""
 
     def __init__(self, inner: Any, failures: int, *, failing: str) -> None:
         self.inner = inner
@@ -24,8 +30,9 @@ class Flaky:
 
     async def call(self, *, messages: Sequence[Message], **kwargs: Any) -> CallResult:
         module_id = str(kwargs.get("module_id"))
-        self.calls[module_id] += 1
-        self.prompts.setdefault(module_id, []).append(messages[-1].content)
+        if starts_a_run(messages):
+            self.calls[module_id] += 1
+            self.prompts.setdefault(module_id, []).append(messages[-1].content)
         if module_id == self.failing and self.failures > 0:
             self.failures -= 1
             raise RetryableProviderError("every provider for tier execution failed: 503")

@@ -183,30 +183,59 @@ class ScriptedHTTPServer:
             return len(self._script)
 
     # -- serving -----------------------------------------------------------------------------
+    def _received(self, request: Recorded, reply: Reply) -> None:
+        """Called once the answer to ``request`` is chosen, before it is sent (or delayed, or
+        the client hangs up): a subclass that bills on receipt does it here."""
+
+    def _direct(self, request: Recorded) -> Reply | None:
+        """An answer the server gives by itself, outside the script, the record and the base
+        delay (a fake's read API over what it kept: OpenAI's stored completions); None: the
+        script answers."""
+        return None
+
+    def shape_refusal(self, request: Recorded) -> Reply | None:
+        """The error a service answers ``request`` with before any model sees it (a request
+        not in the shape it requires), or None. A refused request leaves the script alone."""
+        return None
+
     def _serve(self, handler: _Handler) -> None:
         recorded = read_request(handler)
+        direct = self._direct(recorded)
+        if direct is not None:
+            _send(handler, direct)
+            return
+        refused = self.shape_refusal(recorded)
         with self._lock:
             self._requests.append(recorded)
-            item = self._script.popleft() if self._script else self._default
+            if refused is not None:
+                item: ScriptItem = refused
+            else:
+                item = self._script.popleft() if self._script else self._default
         reply = item if isinstance(item, Reply) else item(recorded)
+        self._received(recorded, reply)
         delay = self.base_delay_s + reply.delay_s
         if delay > 0 and self._stopping.wait(delay):
             reply = Reply(reset=True)  # shutting down: do not keep a client waiting
-        if reply.reset:
-            _reset(handler)
-            return
-        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        try:
-            handler.send_response(reply.status)
-            headers = {"content-type": "application/json", **reply.headers}
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.send_header("content-length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-            handler.wfile.flush()
-        except OSError:
-            handler.close_connection = True
+        _send(handler, reply)
+
+
+def _send(handler: _Handler, reply: Reply) -> None:
+    """Answer with ``reply`` (or reset the connection)."""
+    if reply.reset:
+        _reset(handler)
+        return
+    payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+    try:
+        handler.send_response(reply.status)
+        headers = {"content-type": "application/json", **reply.headers}
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("content-length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+        handler.wfile.flush()
+    except OSError:
+        handler.close_connection = True
 
 
 def _reset(handler: _Handler) -> None:

@@ -12,19 +12,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.fakes.http_fake import Recorded, Reply, Responder, ScriptedHTTPServer
+from tests.fakes.metering import Bill, Billed, Rates, count_tokens
 
 MALFORMED_BODY = b'{"id": "resp_01", "content": [{"type": "te'
+
+ScriptedCall = tuple[str, str, "dict[str, Any] | str"]
+"""One tool call a fake asks for: ``(id, name, arguments)``."""
 
 
 class ProviderFake(ScriptedHTTPServer, ABC):
     """Base of the protocol fakes. Requests off ``route`` get a 404 in the protocol's error shape
     (so a wrong URL in a provider shows up as such). With an empty script every request gets
-    ``self.ok()``."""
+    ``self.ok()``. ``rates``: each model's prices, for ``bill.nano``."""
 
     route: re.Pattern[str]
 
-    def __init__(self, *, base_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, *, base_delay_s: float = 0.0, rates: Mapping[str, Rates] | None = None
+    ) -> None:
         super().__init__(self._answer, base_delay_s=base_delay_s)
+        self.bill = Bill(rates)
+        count_tokens("warm")  # load the vocabulary now, not while a client waits
 
     # -- protocol specifics (subclasses) -----------------------------------------------------
     @abstractmethod
@@ -36,6 +44,31 @@ class ProviderFake(ScriptedHTTPServer, ABC):
     @abstractmethod
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """The protocol's error body for ``status``."""
+
+    @abstractmethod
+    def tool_call_body(self, request: Recorded, calls: list[ScriptedCall]) -> dict[str, Any]:
+        """The protocol's 200 body asking for ``calls`` (several: parallel calls)."""
+
+    @abstractmethod
+    def input_tokens(self, body: dict[str, Any]) -> int:
+        """What the service counts as the input of request ``body``."""
+
+    @abstractmethod
+    def max_output(self, body: dict[str, Any]) -> int:
+        """The request's cap on output tokens."""
+
+    @abstractmethod
+    def billed_of(self, request: Recorded, reply: dict[str, Any]) -> Billed | None:
+        """The usage a success ``reply`` reports, None when it has none."""
+
+    def metered(self, request: Recorded, content: str) -> Billed:
+        """The usage of answering ``request`` with ``content``, counted as the service does."""
+        body = request.body if isinstance(request.body, dict) else {}
+        return Billed(
+            model=self.model_of(request),
+            input_tokens=self.input_tokens(body),
+            output_tokens=min(count_tokens(content), self.max_output(body)),
+        )
 
     def model_of(self, request: Recorded) -> str:
         body = request.body if isinstance(request.body, dict) else {}
@@ -57,6 +90,15 @@ class ProviderFake(ScriptedHTTPServer, ABC):
 
         def respond(request: Recorded) -> Reply:
             return Reply(200, self.success_body(request, text=None, data=data, usage=usage))
+
+        return respond
+
+    def tool_calls(self, *calls: ScriptedCall) -> Responder:
+        """An answer asking for tools, each ``(id, name, arguments)``; ``arguments`` as a string
+        is sent as it is (malformed JSON on protocols that carry a string)."""
+
+        def respond(request: Recorded) -> Reply:
+            return Reply(200, self.tool_call_body(request, list(calls)))
 
         return respond
 
@@ -99,6 +141,27 @@ class ProviderFake(ScriptedHTTPServer, ABC):
         return Reply(200, MALFORMED_BODY)
 
     # -- serving -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        super().reset()
+        self.bill.clear()
+
+    def _received(self, request: Recorded, reply: Reply) -> None:
+        # Billed on receipt: a service bills the answer it generates whether or not the client
+        # is still there to read it. Errors and dropped connections are not billed, nor is a
+        # body cut short (its sender died mid-request): no service runs a model on half a JSON.
+        if reply.status != 200 or reply.reset or not self.route.fullmatch(request.path):
+            return
+        if not isinstance(request.body, dict):
+            return
+        billed = self.billed_of(request, reply.body) if isinstance(reply.body, dict) else None
+        billed = billed if billed is not None else self.metered(request, "All done.")
+        self.bill.add(billed)
+        self._kept(request, reply, billed)
+
+    def _kept(self, request: Recorded, reply: Reply, billed: Billed) -> None:
+        """A request just billed: a protocol that keeps a record of its calls keeps it here,
+        on receipt like the bill (OpenAI's stored completions)."""
+
     def _answer(self, request: Recorded) -> Reply:
         if not self.route.fullmatch(request.path):
             return self.error(404, f"no route for {request.method} {request.path}")

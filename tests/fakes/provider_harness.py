@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import pytest
 
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.router.base import CallResult, Message, Provider, ProviderRequest
 from agentfirm.store.base import Store
 from tests.fakes.http_fake import Reply, running
@@ -100,7 +100,10 @@ class ProviderUnderTest(Generic[FakeT, ProviderT]):
         return [
             pytest.param(
                 fault,
-                f"RetryableProviderError: {self.name}{says}",
+                # A hang is the one fault the provider bills: the request reached it.
+                f"ProviderTimeout: {self.name}"
+                if name == "hang"
+                else f"RetryableProviderError: {self.name}{says}",
                 HANG_THEN_RETRY_TIMEOUT_S if name == "hang" else CALL_TIMEOUT_S,
                 id=name,
             )
@@ -161,10 +164,15 @@ async def assert_billed_once(
 async def assert_failed_then_served(
     store: Store, task_id: str, *, error: str, served_cost_nano: int
 ) -> None:
-    """``task_id``'s ledger is a failed attempt, free and whose error starts with ``error``, then
-    a successful one at ``served_cost_nano``; nothing stays reserved."""
+    """``task_id``'s ledger is a failed attempt whose error starts with ``error``, then a
+    successful one at ``served_cost_nano``; nothing stays reserved. The failed attempt is free,
+    unless it timed out: then the provider got it and bills it, and it is booked at its
+    reservation (``cancelled``, an upper bound)."""
     failed, served = await store.list_ledger(task_id)
-    assert (failed.outcome, failed.cost_nano, failed.output_tokens) == ("error", 0, 0)
+    if error.startswith("ProviderTimeout"):
+        assert (failed.outcome, failed.upper_bound, failed.output_tokens) == ("cancelled", True, 0)
+    else:
+        assert (failed.outcome, failed.cost_nano, failed.output_tokens) == ("error", 0, 0)
     assert failed.error is not None
     assert failed.error.startswith(error)
     assert (served.outcome, served.cost_nano) == ("ok", served_cost_nano)

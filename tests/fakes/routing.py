@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from agentfirm.domain import Task, Tier
+from agentfirm.domain.models import Task, Tier
 from agentfirm.ids import new_id
 from agentfirm.money import usd_to_nano
 from agentfirm.router.base import Provider
@@ -48,9 +48,11 @@ def router_for(
     timeout_s: float = CALL_TIMEOUT_S,
     health: Health | None = None,
     sleep: Sleeps | None = None,
+    cancel_grace_s: float = 5.0,
 ) -> Router:
     """A router whose every tier is ``chain`` (``provider:model`` specs), priced from
-    genai-prices, retrying without waiting, with a generous provider timeout unless given one."""
+    genai-prices, retrying without waiting, with a generous provider timeout unless given one
+    (and ``cancel_grace_s`` for a sent call whose caller was cancelled to answer)."""
     entries = [parse_entry(spec) for spec in chain]
     return Router(
         chains={tier: entries for tier in TIERS},
@@ -60,6 +62,7 @@ def router_for(
         sleep=sleep or Sleeps(),
         timeout_s=timeout_s,
         health=health,
+        cancel_grace_s=cancel_grace_s,
     )
 
 

@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import count
@@ -126,7 +126,7 @@ def _command(as_user: str | None, *argv: str) -> list[str]:
     return ["runuser", "-u", as_user, "--", *argv] if as_user else list(argv)
 
 
-def _start(bin_dir: Path, root: Path, as_user: str | None) -> int:
+def _start(bin_dir: Path, root: Path, as_user: str | None, settings: dict[str, str]) -> int:
     data, sockets, logfile = root / "data", root / "sockets", root / "server.log"
     sockets.mkdir()
     if as_user:
@@ -140,8 +140,8 @@ def _start(bin_dir: Path, root: Path, as_user: str | None) -> int:
     last_error = ""
     for _ in range(3):  # a free port can be taken between probing and binding
         port = _free_port()
-        settings = [f"-c {k}={v}" for k, v in _SERVER_SETTINGS.items()]
-        options = " ".join([f"-p {port}", f"-k {sockets}", *settings])
+        flags = [f"-c {k}={v}" for k, v in settings.items()]
+        options = " ".join([f"-p {port}", f"-k {sockets}", *flags])
         pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o", options]
         started = subprocess.run(
             _command(as_user, *pg_ctl, "-w", "-t", "30", "start"), capture_output=True, text=True
@@ -155,8 +155,9 @@ def _start(bin_dir: Path, root: Path, as_user: str | None) -> int:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[PgServer]:
+def throwaway_postgres(settings: Mapping[str, str] | None = None) -> Iterator[PgServer]:
     """Start a server on a temp dir and a free loopback port; stop it and delete the dir after.
+    ``settings`` override the test settings (a bench may want durable commits back).
     ``PostgresUnavailable`` when this machine cannot run one."""
     bin_dir = _find_bin_dir()
     as_user = _run_as()
@@ -170,7 +171,7 @@ def throwaway_postgres() -> Iterator[PgServer]:
                 raise PostgresUnavailable(
                     f"running as root and there is no `{as_user}` user"
                 ) from err
-        port = _start(bin_dir, root, as_user)
+        port = _start(bin_dir, root, as_user, {**_SERVER_SETTINGS, **(settings or {})})
         started = True
         yield PgServer(port=port)
     finally:

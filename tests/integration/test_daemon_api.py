@@ -17,16 +17,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from agentfirm.daemon.client import DaemonClient
 from agentfirm.daemon.process import bind_socket
 from agentfirm.daemon.server import create_app
 from agentfirm.daemon.service import TaskHost
 from keyring.backends import fail
 from rich.console import Console
 
+from agentfirm.api.client import DaemonClient
+from agentfirm.api.views import task_costs, task_detail, task_rows
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings, load_settings
-from agentfirm.views import task_costs, task_detail, task_rows
 
 pytestmark = pytest.mark.integration
 
@@ -220,9 +220,9 @@ async def test_cancel_aborts_a_waiting_task_and_its_open_question(api: Api) -> N
     ("body", "status", "needle"),
     [
         ({}, 422, "request"),
-        ({"request": ""}, 422, "request"),
-        ({"request": REQUEST, "budget_usd": 0}, 422, "budget_usd"),
-        ({"request": REQUEST, "budget_usd": "lots"}, 422, "budget_usd"),
+        ({"request": ""}, 400, "the request is empty"),
+        ({"request": REQUEST, "budget_usd": 0}, 400, "budget_usd '0'"),
+        ({"request": REQUEST, "budget_usd": "lots"}, 400, "budget_usd 'lots'"),
         ({"request": REQUEST, "colour": "red"}, 422, "colour"),
         ({"request": "   ", "offline": True}, 400, "empty"),
         ({"request": "write me a limerick about otters", "offline": True}, 400, "persona"),
@@ -401,8 +401,8 @@ class _ScriptedConsole(Console):
 
 
 async def test_tasks_watch_answers_the_plan_and_the_draft_inline(api: Api) -> None:
-    from agentfirm.cli_answers import TerminalAnswers
-    from agentfirm.cli_follow import Follower
+    from agentfirm.cli.answers import TerminalAnswers
+    from agentfirm.cli.follow import Follower
 
     task_id = await api.submit()
     out = _ScriptedConsole(["", "", "", "b 2.5", "a"])  # three questions first: the defaults
@@ -462,3 +462,39 @@ async def test_aborting_at_the_budget_question_aborts_the_task(api: Api) -> None
     shown = (await api.http.get(f"/tasks/{task_id}")).json()
     assert shown["status"] == "aborted"
     assert shown["transitions"][-1]["reason"] == "enough"
+
+
+async def test_ctrl_c_at_a_question_says_the_task_waits_in_the_daemon_for_its_answer(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run`` through the daemon, Ctrl-C while it asks: the client lets go and the task waits
+    for the answer (it does not "go on"), and the line says how to answer it."""
+    from agentfirm.cli.follow import drive
+
+    class CtrlC:
+        actor = "cli:ann"
+        interactive = True
+
+        def answer(self, approval: dict[str, Any]) -> None:
+            raise KeyboardInterrupt
+
+    task_id = await api.submit()
+    client = DaemonClient(api.socket)
+
+    def follow() -> bool:
+        try:
+            drive(client, task_id, after_seq=0, out=None, answers=CtrlC())  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            return True
+        return False
+
+    try:
+        assert await asyncio.to_thread(follow)
+    finally:
+        client.close()
+
+    err = capsys.readouterr().err
+    assert f"task {task_id} waits in the daemon for the answer to its question" in err
+    assert f"agentfirm resume {task_id} asks it again here" in err
+    (pending,) = (await api.http.get(f"/tasks/{task_id}/approvals?pending=true")).json()
+    assert pending["decision"] == "pending"

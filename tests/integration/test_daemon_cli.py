@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentfirm.daemon.client import DaemonClient
-from agentfirm.daemon.service import OFFLINE_ASSUMPTION
 
-from agentfirm.cli_answers import AutoAnswers, TerminalAnswers
-from agentfirm.cli_follow import drive
+from agentfirm.api.client import DaemonClient
+from agentfirm.cli.answers import AutoAnswers, TerminalAnswers
+from agentfirm.cli.follow import drive
 from agentfirm.master.decisions import AutoDecider
 from tests.integration.test_daemon_api import REQUEST, Api, serving
 from tests.unit.test_cli_answers import ScriptedConsole
@@ -196,9 +195,7 @@ async def test_resuming_offline_keeps_the_task_offline_across_restarts(api: Api)
     response = await api.http.post(f"/tasks/{task_id}/resume", json={"offline": True})
 
     assert response.status_code == 200, response.text
-    spec = (await api.host.app.store.get_task(task_id)).spec
-    assert spec is not None
-    assert OFFLINE_ASSUMPTION in spec.assumptions
+    assert (await api.host.app.store.get_task(task_id)).policy.offline
     await api.asked(task_id, "plan", after_seq=response.json()["after_seq"])
 
 

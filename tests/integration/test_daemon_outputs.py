@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentfirm.daemon.client import DaemonClient
 
-from agentfirm.domain import Artifact
+from agentfirm.api.client import DaemonClient
+from agentfirm.domain.models import Artifact
 from agentfirm.errors import NotFound
 from tests.integration.test_daemon_api import CANARY, REQUEST, Api, serving
 
@@ -157,6 +157,6 @@ async def test_a_malformed_submitter_is_refused_in_one_line_before_a_task_is_wri
 
     assert response.status_code == 422
     message = response.json()["error"]
-    assert message.startswith("body.actor:")
+    assert message.startswith("field actor ")
     assert "\n" not in message
     assert (await api.http.get("/tasks")).json() == []

@@ -17,8 +17,8 @@ import pytest
 from agentfirm.daemon.service import TaskHost
 from keyring.backends import fail
 
-from agentfirm.domain import Approval, ModuleStatus, TaskStatus
-from agentfirm.master.clarify import CLARIFY_MODULE_ID
+from agentfirm.domain.calls import CLARIFY_ID as CLARIFY_MODULE_ID
+from agentfirm.domain.models import Approval, ModuleStatus, TaskStatus
 from agentfirm.router.base import CallResult, Message
 from agentfirm.router.errors import RetryableProviderError
 from agentfirm.secrets import Redactor, SecretStore

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from keyring.backends import fail
 
-from agentfirm.domain import Approval, TaskStatus
+from agentfirm.domain.models import Approval, TaskStatus
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings, load_settings

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from agentfirm.domain import TaskSpec
+from agentfirm import __version__
+from agentfirm.domain.models import TaskSpec
 from agentfirm.errors import AgentfirmError, BadInput
 from agentfirm.handoff.github import GitHubRepos, colab_url, repos_for
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.handoff.task_repo import publish_task_repo
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
 from tests.fakes.github import FakeGitHub
@@ -28,6 +29,7 @@ HAND_OFF_FILES = {
     "notebook.ipynb",
     "requirements.txt",
     "outputs/README.md",
+    f"wheels/agentfirm-{__version__}-py3-none-any.whl",
 }
 
 

@@ -22,16 +22,18 @@ import pytest
 from keyring.backends.null import Keyring as NullKeyring
 
 from agentfirm.app import App
-from agentfirm.build import remote
-from agentfirm.build.master import BuildMaster
-from agentfirm.domain import Event, TaskSpec, TaskStatus
+from agentfirm.build_master.master import BuildMaster
+from agentfirm.domain.models import Event, TaskSpec, TaskStatus
 from agentfirm.handoff.github import repos_for
-from agentfirm.handoff.kernel import KernelRun
 from agentfirm.handoff.repos import RepoBackend
-from agentfirm.handoff.runners import ColabRunner, NotebookRunner, Runner, draft_markdown
 from agentfirm.handoff.task_repo import RUN_FINISHED, RUN_LAUNCHED, publish_task_repo
 from agentfirm.master.agent import MasterAgent, RunResult
 from agentfirm.master.decisions import AutoDecider
+from agentfirm.runs import remote
+from agentfirm.runs.base import Runner, draft_markdown
+from agentfirm.runs.colab import ColabRunner
+from agentfirm.runs.kernel import KernelRun
+from agentfirm.runs.notebook import NotebookRunner
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings, load_settings
 from agentfirm.store.base import Store
@@ -62,6 +64,17 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def github_env(home: Path, github: FakeGitHub, **extra: str) -> dict[str, str]:
+    """``_env`` with task repos on the loopback GitHub."""
+    return _env(
+        home,
+        AGENTFIRM_REPO_BACKEND="github",
+        AGENTFIRM_GITHUB_API_URL=github.url,
+        GITHUB_TOKEN="gh-test-token",
+        **extra,
+    )
 
 
 @dataclass
@@ -280,12 +293,7 @@ class GitHubTask:
 
 @contextlib.asynccontextmanager
 async def _github_task(tmp_path: Path, github: FakeGitHub) -> AsyncIterator[GitHubTask]:
-    env = _env(
-        tmp_path / "home",
-        AGENTFIRM_REPO_BACKEND="github",
-        AGENTFIRM_GITHUB_API_URL=github.url,
-        GITHUB_TOKEN="gh-test-token",
-    )
+    env = github_env(tmp_path / "home", github)
     settings = load_settings(env)
     redactor = Redactor()
     secrets = SecretStore(redactor, env=env, backend=NullKeyring())

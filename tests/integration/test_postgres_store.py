@@ -12,14 +12,18 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from agentfirm.costs import summarize
-from agentfirm.domain import ModuleRun
+from agentfirm.domain.costs import summarize
+from agentfirm.domain.models import ModuleRun
 from agentfirm.errors import AgentfirmError
 from agentfirm.money import nano_to_float
+from agentfirm.router.base import Message
+from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.store import db_admin
 from agentfirm.store.base import Store
 from agentfirm.store.postgres import PostgresStore
-from agentfirm.store.postgres_conn import apply_migrations, connect, postgres_migrations
+from agentfirm.store.postgres.conn import apply_migrations, connect, postgres_migrations
+from tests.fakes.pg_proxy import RoundTripCounter
+from tests.fakes.routing import funded_task, router_for
 from tests.integration.pg_server import PgServer
 from tests.store_conformance import StoreConformance, created, entry, task_with_budget
 
@@ -57,7 +61,7 @@ async def test_reserves_through_separate_pools_fill_the_ceiling_exactly(
 
 _HAMMER = """
 import asyncio, sys
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.store.postgres import PostgresStore
 
 async def main(url: str, task_id: str, who: str, attempts: int, amount: int) -> None:
@@ -130,6 +134,27 @@ async def test_concurrent_settles_number_the_ledger_without_gaps(pg_url: str) ->
     with psycopg.connect(pg_url) as conn:
         seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq").fetchall()]
     assert seqs == list(range(1, 31))
+
+
+async def test_a_slow_holder_s_settle_frees_a_new_hold_of_its_dead_booked_call(
+    pg_url: str,
+) -> None:
+    # A call booked at its reservation for a holder presumed dead, then reserved again under its
+    # id: the late settle books nothing more and frees the new hold instead of keeping it reserved
+    # for ever.
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 100)
+        row = entry(task_id, "c1", 3)
+        assert await store.reserve(task_id, "c1", 7, for_call=row)
+        assert await store.release_reservations(task_id) == 1
+        assert await store.reserve(task_id, "c1", 7, for_call=row)
+
+        await store.settle("c1", row)
+
+        budget = await store.get_budget(task_id)
+        ledger = await store.list_ledger(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (7, 0)
+    assert [(e.call_id, e.cost_nano, e.outcome) for e in ledger] == [("c1", 7, "cancelled")]
 
 
 # --- extras ---------------------------------------------------------------------------------------
@@ -225,6 +250,38 @@ async def test_running_totals_count_repeated_groups_and_the_task_level_module(
         6,
         True,
     )
+
+
+async def test_running_totals_and_cache_revs_follow_lone_and_batched_settles(
+    pg_url: str,
+) -> None:
+    # A lone settle moves the totals and the cache rev itself; a batch through the triggers.
+    async with PostgresStore(pg_url) as store:
+        tasks = [await task_with_budget(store, 10_000) for _ in range(2)]
+        rows = [
+            entry(task_id, f"c{t}-{i}", 3 * i + t).model_copy(
+                update={"module_id": ("a", None, "b")[i % 3], "simulated": i == 4}
+            )
+            for t, task_id in enumerate(tasks)
+            for i in range(6)
+        ]
+        revs = []
+        for row in rows[:4]:
+            await store.reserve(row.task_id, row.call_id, 100)
+            await store.settle(row.call_id, row)
+            revs.append(await store.query("SELECT MAX(rev) AS rev FROM cache_revs"))
+        await asyncio.gather(*(store.reserve(r.task_id, r.call_id, 100) for r in rows[4:]))
+        await asyncio.gather(*(store.settle(r.call_id, r) for r in rows[4:]))
+        ledger_revs = await store.query(
+            "SELECT task_id FROM cache_revs WHERE kind = 'ledger' ORDER BY task_id"
+        )
+
+    totals, ledger = _totals_and_ledger(pg_url)
+    rollup, firm = _rollup_and_ledger(pg_url)
+    assert totals == ledger
+    assert rollup == firm
+    assert [r[0]["rev"] for r in revs] == sorted({r[0]["rev"] for r in revs})  # each settle bumps
+    assert [r["task_id"] for r in ledger_revs] == sorted(tasks)
 
 
 async def test_running_totals_follow_bulk_inserts_updates_and_deletes(
@@ -448,3 +505,117 @@ async def test_ids_sort_bytewise_under_a_linguistic_collation(
         pg_server.drop_database(url)
 
     assert [r.module_id for r in runs] == ["B", "a", "b"]
+
+
+# --- round trips ----------------------------------------------------------------------------------
+
+
+async def test_a_router_call_takes_at_most_three_round_trips(pg_url: str) -> None:
+    calls = 10
+    async with RoundTripCounter(pg_url) as proxy, PostgresStore(proxy.url, max_size=1) as store:
+        task_id = await funded_task(store)
+        router = router_for(store, {"offline": OfflineProvider()}, ["offline:gpt-5"])
+        await router.call(tier="execution", messages=_MESSAGES, task_id=task_id)  # connected
+        proxy.trips = 0
+
+        for _ in range(calls):
+            await router.call(tier="execution", messages=_MESSAGES, task_id=task_id)
+
+        trips = proxy.trips
+        ledger = await store.list_ledger(task_id)
+    assert len(ledger) == calls + 1  # each call booked its row
+    # A reserve (marked sent in the same trip) and a settle; the issue's bound is three.
+    assert trips == 2 * calls
+
+
+_MESSAGES = [Message("system", "You are terse."), Message("user", "Summarise the quarter.")]
+
+
+async def test_concurrent_calls_on_one_task_share_round_trips(pg_url: str) -> None:
+    calls = 32
+    async with RoundTripCounter(pg_url) as proxy, PostgresStore(proxy.url, max_size=4) as store:
+        task_id = await funded_task(store)
+        router = router_for(store, {"offline": OfflineProvider()}, ["offline:gpt-5"])
+        await router.call(tier="execution", messages=_MESSAGES, task_id=task_id)  # connected
+        proxy.trips = 0
+
+        await asyncio.gather(
+            *(
+                router.call(tier="execution", messages=_MESSAGES, task_id=task_id)
+                for _ in range(calls)
+            )
+        )
+
+        trips = proxy.trips
+        ledger = await store.list_ledger(task_id)
+        budget = await store.get_budget(task_id)
+    # Reserves and settles issued while one is on its way go together in the next.
+    assert trips <= calls
+    assert [e.call_id for e in ledger].count(ledger[0].call_id) == 1
+    assert len(ledger) == calls + 1
+    assert (budget.spent_nano, budget.reserved_nano) == (sum(e.cost_nano for e in ledger), 0)
+
+
+async def test_a_settle_the_server_refuses_fails_alone_among_concurrent_ones(
+    pg_url: str,
+) -> None:
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 1_000)
+        rows = [entry(task_id, f"c{i}", 10) for i in range(6)]
+        rows[3] = rows[3].model_copy(update={"model": "bad\x00model"})  # no NUL in Postgres text
+        await asyncio.gather(*(store.reserve(task_id, row.call_id, 10) for row in rows))
+
+        settled = await asyncio.gather(
+            *(store.settle(row.call_id, row) for row in rows), return_exceptions=True
+        )
+
+        ledger = await store.list_ledger(task_id)
+        budget = await store.get_budget(task_id)
+    assert [isinstance(result, Exception) for result in settled] == [False] * 3 + [
+        True,
+        False,
+        False,
+    ]
+    assert sorted(e.call_id for e in ledger) == ["c0", "c1", "c2", "c4", "c5"]
+    assert (budget.spent_nano, budget.reserved_nano) == (50, 10)
+
+
+async def test_a_reserve_cancelled_while_waiting_for_its_batch_holds_nothing(pg_url: str) -> None:
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 1_000)
+        first = asyncio.create_task(store.reserve(task_id, "c0", 10))
+        await asyncio.sleep(0)  # on its way, alone
+        queued = [asyncio.create_task(store.reserve(task_id, f"c{i}", 10)) for i in (1, 2)]
+        await asyncio.sleep(0)  # both wait for the next batch
+        queued[0].cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await queued[0]
+
+        assert await first
+        assert await queued[1]
+        budget = await store.get_budget(task_id)
+        held = await store.query("SELECT call_id FROM reservations ORDER BY call_id")
+    assert budget.reserved_nano == 20
+    assert [row["call_id"] for row in held] == ["c0", "c2"]
+
+
+async def test_a_booking_never_waits_behind_another_task_s(pg_url: str) -> None:
+    async with PostgresStore(pg_url) as store:
+        stuck = await task_with_budget(store, 1_000)
+        free = await task_with_budget(store, 1_000)
+        async with await psycopg.AsyncConnection.connect(pg_url) as admin:
+            # Someone holds the first task's budget row in an open transaction.
+            await admin.execute("SELECT 1 FROM budgets WHERE task_id = %s FOR UPDATE", (stuck,))
+            waiting = asyncio.create_task(store.reserve(stuck, "c-stuck", 10))
+            await asyncio.sleep(0.1)  # on its way, waiting for the row
+            other = asyncio.create_task(store.reserve(free, "c-free", 10))
+
+            done, _ = await asyncio.wait({other}, timeout=30)
+
+            stuck_meanwhile = not waiting.done()
+            await admin.rollback()
+        assert await waiting
+        assert await other
+    assert done == {other}
+    assert stuck_meanwhile

@@ -18,7 +18,7 @@ from agentfirm.bus.redis_conn import BusUnavailable, connect
 from agentfirm.bus.redis_streams import RedisStreamsBus
 from agentfirm.bus.redis_work import RedisWorkQueue
 from agentfirm.bus.redis_writer import StreamWriter
-from agentfirm.domain import Event, utcnow
+from agentfirm.domain.models import Event, utcnow
 
 if TYPE_CHECKING:
     from tests.integration.redis_server import RedisServer

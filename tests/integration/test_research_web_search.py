@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.research import ResearchAgent, research_id
-from agentfirm.domain import ModuleSpec, Plan, TaskSpec
+from agentfirm.build_master.research import ResearchAgent, research_id
+from agentfirm.domain.models import ModuleSpec, Plan, TaskSpec
 from agentfirm.router.base import Message, ProviderRequest, web_search_allowed
 from agentfirm.router.providers.anthropic import AnthropicProvider
 from agentfirm.router.providers.gemini import GeminiProvider
@@ -97,6 +97,28 @@ async def test_anthropic_research_sends_the_web_search_tool_and_keeps_the_citati
     assert f"[{TITLE}]({PAGE})" in notes.markdown()
     (row,) = await store.list_ledger(task_id)
     assert (row.module_id, row.outcome, row.provider) == (research_id("pricing"), "ok", "anthropic")
+
+
+async def test_anthropic_keeps_the_pages_cited_before_a_structured_answer(
+    anthropic_fake: AnthropicFake, anthropic_router: Router, store: SQLiteStore
+) -> None:
+    """The answer is the forced output tool's input, which carries no citation: the pages the
+    text before it cited come back as the call's sources."""
+    data = {"headline": "EUR 1,180"}
+    anthropic_fake.script(anthropic_fake.searched(ANSWER, url=PAGE, title=TITLE, data=data))
+    schema = {"type": "object", "properties": {"headline": {"type": "string"}}}
+    task_id = await funded_task(store)
+
+    with web_search_allowed():
+        result = await anthropic_router.call(
+            tier="utility",
+            messages=[Message("user", QUESTION)],
+            task_id=task_id,
+            output_schema=schema,
+        )
+
+    assert result.data == data
+    assert result.sources == (f"[{TITLE}]({PAGE})",)
 
 
 async def test_gemini_research_grounds_with_google_search_and_keeps_the_source(

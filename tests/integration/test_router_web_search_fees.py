@@ -13,12 +13,12 @@ import pytest
 
 from agentfirm.errors import BudgetExceeded
 from agentfirm.money import usd_to_nano
-from agentfirm.router.base import ChainEntry, Message, Usage, web_search_allowed
+from agentfirm.router.base import ChainEntry, Message, ProviderRequest, Usage, web_search_allowed
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.providers.anthropic import MAX_WEB_SEARCHES, AnthropicProvider
 from agentfirm.router.providers.gemini import GeminiProvider
 from agentfirm.router.router import Router
-from agentfirm.router.tokens import estimate_messages
+from agentfirm.router.tokens import input_bound
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.anthropic_fake import AnthropicFake, AnthropicUsage
 from tests.fakes.gemini_fake import GeminiFake, GeminiUsage
@@ -100,10 +100,16 @@ async def test_a_call_without_search_pays_no_search_fee(
     assert result.cost_nano == token_price_nano(usage)
 
 
+def searched_input_bound(searches: int) -> int:
+    """The input a searched call reserves: its messages and ``searches`` searches' pages."""
+    request = ProviderRequest("m", tuple(MESSAGES), MAX_TOKENS, "utility", web_search=True)
+    return input_bound(request, searches=searches)
+
+
 def worst_case_nano(*, web_searches: int) -> int:
     return Pricer().worst_case_nano(
         ENTRY,
-        estimate_messages(MESSAGES),
+        searched_input_bound(MAX_WEB_SEARCHES),
         MAX_TOKENS,
         cache_writes=True,
         web_searches=web_searches,
@@ -208,7 +214,7 @@ async def test_a_gemini_reservation_covers_the_grounding_fee(
     gemini_fake: GeminiFake, gemini_router: Router, store: SQLiteStore
 ) -> None:
     gemini_fake.script(gemini_fake.ok("EUR 1,180 per unit."))
-    worst_tokens = Pricer().worst_case_nano(GEMINI_ENTRY, estimate_messages(MESSAGES), MAX_TOKENS)
+    worst_tokens = Pricer().worst_case_nano(GEMINI_ENTRY, searched_input_bound(1), MAX_TOKENS)
     # Room for every token the call may spend and half its grounding fee.
     ceiling = worst_tokens + usd_to_nano(GROUNDING_FEE_USD) // 2
     task_id = await funded_task(store, ceiling_nano=ceiling)
@@ -251,7 +257,31 @@ async def test_a_gemini_3_grounded_answer_is_billed_per_query(
     # Gemini 3: $14 per 1,000 search queries.
     expected = gemini_tokens_nano(usage, model) + usd_to_nano(3 * Decimal(14) / 1000)
     assert result.cost_nano == expected
-    # The reservation covered one query (the provider declares one search per call): the row
-    # is clamped to it, but it books every token and at least that first query.
     (row,) = await store.list_ledger(task_id)
-    assert gemini_tokens_nano(usage, model) + usd_to_nano(Decimal(14) / 1000) <= row.cost_nano
+    assert row.cost_nano == expected
+
+
+async def test_a_gemini_3_reservation_covers_several_queries(
+    gemini_fake: GeminiFake, store: SQLiteStore
+) -> None:
+    """Gemini 3 bills each query: a budget with room for one query's fee but not three's
+    refuses the call before it is sent, rather than let a three-query answer overspend it."""
+    model = "gemini-3-flash-preview"
+    entry = ChainEntry("gemini", model)
+    one_query = Pricer().worst_case_nano(entry, searched_input_bound(1), MAX_TOKENS, web_searches=1)
+    gemini_fake.reset()
+    gemini_fake.script(
+        gemini_fake.grounded("EUR 1,180 per unit.", uri=PAGE, title="Prices", queries=3)
+    )
+    routed = gemini_router_for(gemini_fake, store, model)
+    task_id = await funded_task(store, ceiling_nano=one_query)
+    try:
+        with web_search_allowed(), pytest.raises(BudgetExceeded):
+            await routed.call(
+                tier="utility", messages=MESSAGES, task_id=task_id, max_tokens=MAX_TOKENS
+            )
+    finally:
+        await routed.aclose()
+
+    assert gemini_fake.requests == []
+    assert (await store.get_budget(task_id)).spent_nano == 0

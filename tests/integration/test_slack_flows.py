@@ -8,16 +8,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from agentfirm.errors import BadInput, NotFound
+from agentfirm.errors import BadInput
 from agentfirm.slack.config import SlackConfig
 from agentfirm.slack.prompts import (
     BUDGET_BLOCK,
@@ -31,6 +30,7 @@ from agentfirm.slack.prompts import (
 )
 from agentfirm.slack.server import HttpReceiver, SlackService, build
 from agentfirm.slack.throttle import Clock
+from tests.fakes.daemon import ScriptedDaemon
 from tests.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -55,130 +55,6 @@ ALLOWED = "U0ALLOWED"
 OUTSIDER = "U0OUTSIDE"
 CHANNEL = "C0PROJECTS"
 FINAL = ("completed", "failed", "aborted", "rejected")
-
-
-class ScriptedDaemon:
-    """A ``DaemonLink`` the test scripts: it publishes the events and asks the questions; the
-    bridge's decisions are recorded (and answered with ``approval.decided``, as the daemon
-    does)."""
-
-    def __init__(self) -> None:
-        self.details: dict[str, dict[str, Any]] = {}
-        self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.logs: dict[str, list[dict[str, Any]]] = {}
-        self.ended: set[str] = set()
-        self.moved_past: dict[str, int] = {}
-        self._grown: dict[str, asyncio.Event] = {}
-        self._moved = asyncio.Event()
-        self.requests: list[str] = []
-        self.actors: list[str | None] = []
-        self.decisions: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.followed_from: list[int] = []
-        self._ids = itertools.count(1)
-
-    # -- DaemonLink
-    async def submit(
-        self, request: str, *, offline: bool = False, actor: str | None = None
-    ) -> dict[str, Any]:
-        task_id = f"t_{next(self._ids)}"
-        self.requests.append(request)
-        self.actors.append(actor)
-        self.details[task_id] = {"task_id": task_id, "status": "classified", "persona": "p"}
-        self.rows[task_id] = []
-        self.logs[task_id] = []
-        self._grown[task_id] = asyncio.Event()
-        return {"task_id": task_id, "status": "classified", "persona": "p"}
-
-    async def task(self, task_id: str) -> dict[str, Any]:
-        if task_id not in self.details:
-            raise NotFound(f"task {task_id} not found")
-        return dict(self.details[task_id])
-
-    async def costs(self, task_id: str) -> dict[str, Any]:
-        return {"total_usd": 0.5, "simulated": True, "by_module": {"a": 0.5}}
-
-    async def approvals(self, task_id: str, *, pending: bool = False) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.rows[task_id] if r["decision"] == "pending" or not pending]
-
-    async def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        actor: str,
-        notes: str = "",
-        budget_usd: Decimal | None = None,
-        modules: Collection[str] = (),
-        answers: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        row = next(r for rows in self.rows.values() for r in rows if r["id"] == approval_id)
-        if row["decision"] != "pending":
-            raise BadInput(f"approval {approval_id} was already decided")
-        row.update(decision=decision, actor=actor, notes=notes)
-        decided = {
-            "approval_id": approval_id,
-            "kind": row["kind"],
-            "decision": decision,
-            "actor": actor,
-            "notes": notes,
-            "budget_usd": None if budget_usd is None else float(budget_usd),
-            "modules": list(modules),
-            "answers": None if answers is None else dict(answers),
-        }
-        await self.decisions.put(decided)
-        self.publish(row["task_id"], "approval.decided", decided)
-        return row
-
-    async def events(self, task_id: str, *, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """Replays the log after ``after_seq``, then waits for more, as the daemon does."""
-        self.followed_from.append(after_seq)
-        log, grown, index = self.logs[task_id], self._grown[task_id], 0
-        while True:
-            while index < len(log):
-                event, index = log[index], index + 1
-                if event["seq"] > after_seq:
-                    yield event
-                    self.moved_past[task_id] = event["seq"]  # the bridge handled it
-                    self._moved.set()
-            if task_id in self.ended:
-                return
-            grown.clear()
-            await grown.wait()
-
-    async def aclose(self) -> None:
-        return None
-
-    # -- the script
-    def publish(
-        self, task_id: str, kind: str, payload: Mapping[str, Any] | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        log = self.logs[task_id]
-        event = {"seq": len(log) + 1, "type": kind, "payload": dict(payload or {}), **extra}
-        log.append(event)
-        self._grown[task_id].set()
-        return event
-
-    def ask(self, task_id: str, kind: str, payload: Mapping[str, Any]) -> str:
-        approval_id = f"ap_{next(self._ids)}"
-        row = {"id": approval_id, "task_id": task_id, "kind": kind, "decision": "pending"}
-        self.rows[task_id].append({**row, "payload": dict(payload), "actor": None})
-        self.publish(task_id, "approval.requested", {"approval_id": approval_id, "kind": kind})
-        return approval_id
-
-    def end(self, task_id: str, status: str) -> None:
-        self.details[task_id]["status"] = status
-        self.ended.add(task_id)
-        self._grown[task_id].set()
-
-    async def handled(self, task_id: str, seq: int) -> None:
-        """Until the bridge has handled the event ``seq`` (it asked for the next one)."""
-        while self.moved_past.get(task_id, 0) < seq:
-            self._moved.clear()
-            await self._moved.wait()
-
-    async def decision(self) -> dict[str, Any]:
-        async with asyncio.timeout(10):
-            return await self.decisions.get()
 
 
 @dataclass

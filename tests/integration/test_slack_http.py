@@ -1,6 +1,7 @@
 """The Slack app's HTTP mode against a real daemon (its API served in-process on a Unix socket,
 offline tasks) and the loopback Slack: what a request must prove before it does anything — a
-valid, fresh signature, a first delivery, a user on the allow-list."""
+valid, fresh signature, a first delivery, a user on the allow-list; and a button that lets a
+module's paused tool call run."""
 
 from __future__ import annotations
 
@@ -23,12 +24,17 @@ from agentfirm.daemon.server import create_app
 from agentfirm.daemon.service import TaskHost
 from keyring.backends import fail
 
+from agentfirm.runs.base import settings_env
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
 from agentfirm.slack.config import SlackConfig
 from agentfirm.slack.daemon_link import HttpDaemonLink
 from agentfirm.slack.prompts import BUDGET_BLOCK, BUDGET_INPUT
 from agentfirm.slack.server import HttpReceiver, SlackService, build
+from tests.fakes.http_fake import running
+from tests.fakes.notes_task import NOTE, ORIGIN, NotesModel, world_env
+from tests.fakes.notes_task import REQUEST as NOTES_REQUEST
+from tests.fakes.openai_fake import OpenAIFake
 from tests.fakes.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -58,13 +64,38 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+@dataclass
+class World:
+    """What the daemon's tasks run against: offline (``env`` empty), or the notes world
+    (``tests/fakes/notes_task.py``: a module asking for a tool that changes things)."""
+
+    env: dict[str, str]
+    model: NotesModel | None = None
+    notebook: Path | None = None
+
+
 @pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[tuple[TaskHost, Path]]:
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Offline unless a test asks for ``"notes"`` (``parametrize(..., indirect=True)``)."""
+    if getattr(request, "param", None) != "notes":
+        yield World({})
+        return
+    notebook = tmp_path / "notebook.txt"
+    with running(OpenAIFake()) as fake:
+        model = NotesModel(fake)
+        fake.respond_with(model)
+        yield World(world_env(tmp_path / "home", notebook, fake.url), model, notebook)
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, world: World) -> AsyncIterator[tuple[TaskHost, Path]]:
     home = tmp_path / "home"
-    settings = load_settings({"AGENTFIRM_HOME": str(home)}, cwd=home)
+    settings = load_settings({**world.env, "AGENTFIRM_HOME": str(home)}, cwd=home)
     redactor = Redactor()
-    secrets = SecretStore(redactor, env={}, backend=fail.Keyring())
-    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets)
+    keys = {k: v for k, v in world.env.items() if k.startswith("OPENAI_")}
+    secrets = SecretStore(redactor, env=keys, backend=fail.Keyring())
+    env = {**settings_env(settings), **keys} if keys else None
+    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets, env=env)
     sockdir = Path(tempfile.mkdtemp(prefix="af", dir="/tmp"))
     sock = bind_socket(sockdir / "d.sock")
     config = uvicorn.Config(
@@ -140,7 +171,7 @@ class App:
 
 
 @pytest.fixture
-async def app(daemon: tuple[TaskHost, Path], slack: FakeSlack) -> AsyncIterator[App]:
+async def app(daemon: tuple[TaskHost, Path], slack: FakeSlack, world: World) -> AsyncIterator[App]:
     host, socket = daemon
     config = SlackConfig(
         mode="http",
@@ -151,7 +182,7 @@ async def app(daemon: tuple[TaskHost, Path], slack: FakeSlack) -> AsyncIterator[
         allowed_channels=frozenset(),
         bot_token=BOT_TOKEN,
         signing_secret=SIGNING_SECRET,
-        offline=True,
+        offline=not world.env,
     )
     async with HttpDaemonLink(socket) as link, httpx.AsyncClient(timeout=30) as http:
         service = build(config, link)
@@ -182,6 +213,18 @@ async def test_bad_stale_and_missing_signatures_are_rejected_with_401(app: App) 
     assert [r.status_code for r in (forged, stale, unsigned, tampered)] == [401, 401, 401, 401]
     assert await app.host.app.store.list_tasks() == []
     assert [c.method for c in app.slack.calls()] == ["auth.test"]  # the startup check only
+
+
+@pytest.mark.parametrize("stamp", ["soon", "", "1.5", "9" * 400])
+async def test_a_timestamp_that_is_not_a_number_is_401_not_500(app: App, stamp: str) -> None:
+    payload = _mention()
+    headers = {**payload.headers(), "X-Slack-Request-Timestamp": stamp}
+
+    response = await app.http.post(app.url, content=payload.body, headers=headers)
+    await app.service.bridge.settled()
+
+    assert response.status_code == 401
+    assert await app.host.app.store.list_tasks() == []
 
 
 async def test_a_signature_from_slightly_in_the_future_is_accepted(app: App) -> None:
@@ -265,3 +308,53 @@ async def test_a_user_outside_the_allow_list_cannot_start_a_task(app: App) -> No
     assert refusal.args["user"] == OUTSIDER
     assert await app.host.app.store.list_tasks() == []
     assert app.slack.calls("chat.postMessage") == []
+
+
+# ------------------------------------------------------------------ tool consent
+@pytest.mark.parametrize("world", ["notes"], indirect=True)
+async def test_the_allow_button_lets_the_paused_tool_call_run(app: App, world: World) -> None:
+    """Issue 18, "Done when" 4: the module pauses on a ``tool`` question, its prompt in the
+    thread shows the call, and pressing Allow (the interaction Slack posts) lets it run."""
+    assert world.model is not None
+    assert world.notebook is not None
+    mentioned = mention(NOTES_REQUEST, user=ALLOWED, channel=CHANNEL, ts=THREAD)
+    assert (await app.post(mentioned)).status_code == 200
+
+    async def press(action: str, posted: Posted, approval_id: str) -> None:
+        pressed = click(
+            action,
+            approval_id,
+            user=ALLOWED,
+            channel=CHANNEL,
+            message_ts=posted.ts,
+            thread_ts=THREAD,
+        )
+        assert (await app.post(pressed)).status_code == 200
+
+    async def pending(kind: str) -> str:
+        for _ in range(600):
+            found = [a for a in await app.approvals() if a["kind"] == kind]
+            if found:
+                return str(found[0]["id"])
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {kind} question")
+
+    posted, approval_id = await app.plan_prompt()
+    await press("af_plan_approve", posted, approval_id)
+    asked = await app.asked("asks to run")
+    assert ORIGIN in asked.text
+    assert NOTE in json.dumps(asked.blocks)
+    (task,) = await app.host.app.store.list_tasks()
+    assert f"agentfirm tasks transcript {task.id} --module notes" in json.dumps(asked.blocks)
+    assert not world.notebook.exists()  # paused: nothing runs before someone allows it
+    await press("af_tool_allow", asked, await pending("tool"))
+    review = await app.asked("draft is ready")
+    await press("af_review_approve", review, await pending("review"))
+    await app.until(
+        lambda s: next((m for m in s.thread(CHANNEL, THREAD) if " completed: " in m.text), None)
+    )
+
+    assert world.notebook.read_text() == NOTE + "\n"
+    assert world.model.asked == 1
+    (tool,) = [a for a in await app.approvals() if a["kind"] == "tool"]
+    assert (tool["decision"], tool["actor"]) == ("approved", f"slack:{ALLOWED}")

@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.rows import DictRow
 
-from agentfirm import views
-from agentfirm.app import _store_for
-from agentfirm.domain import Approval, TaskStatus
+from agentfirm.api import views
+from agentfirm.domain.models import Approval, TaskStatus
 from agentfirm.errors import NotFound
 from agentfirm.settings import load_settings
 from agentfirm.store.base import Store
 from agentfirm.store.cache import CachedStore
+from agentfirm.store.choice import store_for as _store_for
 from agentfirm.store.postgres import PostgresStore
 from tests.store_conformance import StoreConformance, entry, event, task_with_budget, walk
 
@@ -160,6 +161,47 @@ async def test_changes_made_by_another_process_are_read_at_once(
             direct = await _views(worker, [task_id, other])
 
             assert await _views(store, [task_id, other]) == direct
+
+
+async def test_a_change_that_waited_for_another_gets_the_higher_rev(pg_url: str) -> None:
+    # Ledger writers of one task no longer queue on a lock before their insert (one statement
+    # each), so two may reach the task's rev row at once. The one that waited for the row must
+    # end with a rev above the one it waited for, or caches would keep the older copy for good.
+    async with PostgresStore(pg_url) as store:
+        task_id = await task_with_budget(store, 10_000)
+        await store.record_call(entry(task_id, "c0", 0))
+        async with await psycopg.AsyncConnection.connect(pg_url) as first:
+            async with first.transaction():
+                await first.execute(
+                    "SELECT rev FROM cache_revs WHERE task_id = %s AND kind = 'ledger' FOR UPDATE",
+                    (task_id,),
+                )
+                waiting = asyncio.create_task(store.record_call(entry(task_id, "c1", 0)))
+                # The server is the only one who knows: ask it until the writer waits.
+                while not await _waits_for_a_lock(first):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                cur = await first.execute(
+                    "UPDATE cache_revs SET rev = nextval('cache_rev_seq')"
+                    " WHERE task_id = %s AND kind = 'ledger' RETURNING rev",
+                    (task_id,),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                rev_waited_for = row[0]
+            await waiting
+        rows = await store.query(
+            "SELECT rev FROM cache_revs WHERE task_id = %s AND kind = 'ledger'", (task_id,)
+        )
+    assert rows[0]["rev"] > rev_waited_for
+
+
+async def _waits_for_a_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database())"
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def test_a_current_copy_is_served_without_fetching_its_rows_again(

@@ -11,6 +11,7 @@ import pytest
 from agentfirm.daemon.service import TaskHost
 from keyring.backends import fail
 
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings, load_settings
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 DEAD_CALL = "call_left_by_a_dead_process"
+SENT_CALL = "call_sent_by_a_dead_process"
 
 
 def _settings(home: Path, latency: str) -> Settings:
@@ -65,7 +67,13 @@ async def test_the_daemon_releases_a_dead_processs_reservation_before_calling_ag
         # What a process killed mid-call leaves: a reservation nobody will settle. It holds all
         # that is left of the budget, so if it stayed, no further call would fit.
         budget = await store.get_budget(task_id)
-        assert await store.reserve(task_id, DEAD_CALL, budget.available_nano)
+        # And one made as the router makes them, with its call's row: the request may have
+        # reached the provider, which bills it, so it is booked at its reservation.
+        sent = LedgerEntry(
+            call_id=SENT_CALL, task_id=task_id, tier="execution", provider="offline", model="m"
+        )
+        assert await store.reserve(task_id, SENT_CALL, 1_000, for_call=sent)
+        assert await store.reserve(task_id, DEAD_CALL, budget.available_nano - 1_000)
         spent_before = budget.spent_nano
 
         assert await second.start() == [task_id]
@@ -83,5 +91,9 @@ async def test_the_daemon_releases_a_dead_processs_reservation_before_calling_ag
         assert budget.reserved_nano == 0
         assert budget.spent_nano == sum(row.cost_nano for row in ledger) > spent_before
         assert DEAD_CALL not in {row.call_id for row in ledger}
+        booked = [row for row in ledger if row.call_id == SENT_CALL]
+        assert [(r.cost_nano, r.outcome, r.upper_bound) for r in booked] == [
+            (1_000, "cancelled", True)
+        ]
     finally:
         await second.close()

@@ -1,4 +1,4 @@
-"""``agentfirm.worker`` in one process on a real Redis + Postgres: a worker whose claim another
+"""``agentfirm.runs.worker`` in one process on a real Redis + Postgres: a worker whose claim another
 worker took over stops its build and leaves the task to the new holder, which finishes it; work
 that a Redis restarting empty lost is queued again by the waiting Master Agent; a second wait on a
 task whose run is still queued joins that run instead of queueing another."""
@@ -14,13 +14,13 @@ import redis.asyncio
 import structlog.testing
 
 from agentfirm.app import App
-from agentfirm.build.remote import run_for_worker
 from agentfirm.bus.redis_work import WORK_STREAM, RedisWorkQueue
-from agentfirm.domain import ModuleStatus
+from agentfirm.domain.models import ModuleStatus
 from agentfirm.handoff.task_repo import RunRequest
-from agentfirm.handoff.worker_runner import WorkerRunner
 from agentfirm.master.decisions import AutoDecider
-from agentfirm.worker import Worker, WorkerOptions, WorkerReport
+from agentfirm.runs.remote import run_for_worker
+from agentfirm.runs.worker import Worker, WorkerOptions, WorkerReport
+from agentfirm.runs.worker_queue import WorkerRunner
 
 if TYPE_CHECKING:
     from tests.integration.redis_server import RedisServer
@@ -30,6 +30,16 @@ pytestmark = pytest.mark.integration
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 # A guard against hanging forever when a behaviour is broken, not a timing assertion.
 GUARD_S = 60
+
+
+async def a_module_running(app: App) -> str:
+    """The task with a module running, once there is one."""
+    while True:
+        for task in await app.store.list_tasks():
+            runs = await app.store.list_module_runs(task.id)
+            if any(r.status is ModuleStatus.RUNNING for r in runs):
+                return task.id
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -50,15 +60,7 @@ async def test_a_worker_whose_claim_was_taken_over_stops_and_the_new_holder_fini
     async with asyncio.timeout(GUARD_S):
         stopped = asyncio.create_task(first.run())
 
-        async def module_running() -> str | None:
-            for task in await app.store.list_tasks():
-                runs = await app.store.list_module_runs(task.id)
-                if any(r.status is ModuleStatus.RUNNING for r in runs):
-                    return task.id
-            return None
-
-        while (task_id := await module_running()) is None:  # noqa: ASYNC110 - store state
-            await asyncio.sleep(0.02)
+        task_id = await a_module_running(app)
         # Another worker takes the claim over, as XAUTOCLAIM does once a claim looks dead.
         taken = await queue.claim("fast", block_ms=None, min_idle_ms=0)
         assert taken is not None

@@ -13,9 +13,10 @@ import pytest
 
 from agentfirm.app import App
 from agentfirm.bus.redis_work import RedisWorkQueue, WorkClaim
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.calls import stale_reservation_age
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.master.decisions import AutoDecider
-from agentfirm.worker import Worker, WorkerOptions, stale_reservation_age
+from agentfirm.runs.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,9 @@ async def test_a_takeover_releases_a_dead_holders_old_reservations_but_not_a_slo
             await running
         # The first holder's calls: one made long before it died (nobody will settle it), one
         # still in flight (the holder is only slow: it will settle it).
-        assert await store.reserve(task_id, "abandoned_call", 1_000)
+        # Made as the router makes them, with the call's row: the request may have left.
+        dead_row = _row(task_id, "abandoned_call", 0).model_copy(update={"outcome": "cancelled"})
+        assert await store.reserve(task_id, "abandoned_call", 1_000, for_call=dead_row)
         assert await store.reserve(task_id, "in_flight_call", 2_000)
         age = stale_reservation_age(app.settings.provider_timeout_s)
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
@@ -84,5 +87,11 @@ async def test_a_takeover_releases_a_dead_holders_old_reservations_but_not_a_slo
     ledger = await store.list_ledger(task_id)
     assert budget.reserved_nano == 0
     assert [e.cost_nano for e in ledger if e.call_id == "in_flight_call"] == [1_500]
+    # The dead holder's call reached the provider as far as anyone knows: booked once, at its
+    # reservation, as an upper bound.
+    abandoned = [e for e in ledger if e.call_id == "abandoned_call"]
+    assert [(e.cost_nano, e.outcome, e.upper_bound) for e in abandoned] == [
+        (1_000, "cancelled", True)
+    ]
     assert sum(e.cost_nano for e in ledger) == budget.spent_nano
     assert budget.spent_nano <= budget.ceiling_nano

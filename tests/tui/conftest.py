@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from agentfirm.daemon.client import DaemonClient
 from agentfirm.daemon.process import bind_socket
 from agentfirm.daemon.server import create_app
 from agentfirm.daemon.service import TaskHost
@@ -23,9 +22,11 @@ from agentfirm.tui.client import DaemonApi
 from agentfirm.tui.context import Context
 from keyring.backends import fail
 
+from agentfirm.api.client import DaemonClient
+from agentfirm.runs.base import settings_env
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import load_settings
-from tests.tui.fake_source import NOW, FakeSource
+from tests.tui.fixed_data import NOW, FakeSource
 
 QUICK = {"AGENTFIRM_QUALITY_REVISION": "false"}
 """No automatic quality revision round: the daemon's own feature, tested elsewhere; here it
@@ -71,14 +72,21 @@ def daemon_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def daemon_keys() -> dict[str, str]:
+    """Keys and provider URLs in the daemon's environment: none, unless a test module says."""
+    return {}
+
+
+@pytest.fixture
 async def daemon(
-    tmp_path: Path, short_dir: Path, daemon_env: dict[str, str]
+    tmp_path: Path, short_dir: Path, daemon_env: dict[str, str], daemon_keys: dict[str, str]
 ) -> AsyncIterator[Daemon]:
     home = tmp_path / "home"
     settings = load_settings(dict(daemon_env, AGENTFIRM_HOME=str(home)), cwd=home)
     redactor = Redactor()
-    secrets = SecretStore(redactor, env={}, backend=fail.Keyring())
-    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets)
+    secrets = SecretStore(redactor, env=daemon_keys, backend=fail.Keyring())
+    env = {**settings_env(settings), **daemon_keys} if daemon_keys else None
+    host = await TaskHost.open(settings, redactor=redactor, secrets=secrets, env=env)
     socket = short_dir / "d.sock"
     sock = bind_socket(socket)
     config = uvicorn.Config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from agentfirm.tui.screens.new_task import NewTaskScreen
 from agentfirm.tui.screens.output import OutputScreen
 from agentfirm.tui.screens.task_view import TaskScreen
 from textual.pilot import Pilot
@@ -20,16 +21,16 @@ def quiet(pilot: Pilot[object]) -> bool:
     for screen in pilot.app.screen_stack:
         if isinstance(screen, TaskScreen) and not screen.settled:
             return False
-        if isinstance(screen, OutputScreen) and not screen.loaded:
+        if isinstance(screen, OutputScreen | NewTaskScreen) and not screen.loaded:
             return False
     return True
 
 
 async def until(
-    pilot: Pilot[object], condition: Callable[[], bool], *, within: float = 20.0, what: str = ""
+    pilot: Pilot[object], condition: Callable[[], bool], *, within: float = 60.0, what: str = ""
 ) -> None:
     """Pause until ``condition()`` holds (AssertionError naming ``what`` after ``within``
-    seconds)."""
+    seconds: a guard against a hang, not a bound; a full run beside others' once took 20 s)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not condition():

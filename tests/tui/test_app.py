@@ -22,7 +22,7 @@ from agentfirm.tui.source import module_section
 from textual.widgets import DataTable, Input, RichLog, Select, TabbedContent, TextArea
 
 from tests.tui.conftest import fake_app
-from tests.tui.fake_source import DRAFT, FakeSource, _event
+from tests.tui.fixed_data import DRAFT, FakeSource, _event
 from tests.tui.helpers import settle, task_screen, until
 
 
@@ -161,6 +161,24 @@ async def test_the_new_task_form_names_what_to_fix(fake: FakeSource, tmp_path: P
     assert str(sent.budget_usd) == "2.5"
     assert sent.attachments == (str(brief.resolve()),)
     assert sent.runner == "notebook"
+
+
+async def test_without_animation_a_focused_box_keeps_its_cursor_steady(fake: FakeSource) -> None:
+    """Snapshots are taken without animation; a cursor that blinked drew the new-task form with
+    or without it, by how long the form took to settle (TextArea keeps the line it drew in a
+    blink's dark half)."""
+    app = fake_app(fake)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        (box,) = [b for b in app.screen.query(Input) if b.has_focus]
+        assert not box.cursor_blink
+        await pilot.press("escape", "n")
+        await settle(pilot)
+        request = app.screen.query_one("#request", TextArea)
+        assert request.has_focus
+        assert not request.cursor_blink
 
 
 def test_a_kind_this_tui_does_not_know_gets_a_generic_prompt() -> None:

@@ -15,12 +15,14 @@ from agentfirm.tui.widgets.markdown import MarkdownText
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from agentfirm.build.assembly import SKIPPED_NOTE
-from agentfirm.domain import Approval, ModuleStatus, TaskStatus
+from agentfirm.build_master.assembly import SKIPPED_NOTE
+from agentfirm.domain.models import Approval, ModuleStatus, TaskStatus
 from tests.fakes.flaky_router import Flaky
 from tests.tui.conftest import QUICK, Daemon
 from tests.tui.helpers import settle, task_screen, until
 from tests.tui.test_flows import create_task, prompt, until_final
+
+pytestmark = pytest.mark.heavy
 
 FAILING = "prior_art_search"
 """A module with dependents (the patent persona's plan) and modules that do not need it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from agentfirm.tui.app import AgentfirmApp
 from agentfirm.tui.modals import BudgetModal, ClarifyModal, PlanModal, ReviewModal
 from agentfirm.tui.modals.base import ApprovalModal
@@ -14,9 +15,11 @@ from agentfirm.tui.screens.task_view import TaskScreen
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, SelectionList, TextArea
 
-from agentfirm.build.master import ATTACHMENTS_DIR
+from agentfirm.build_master.master import ATTACHMENTS_DIR
 from tests.tui.conftest import Daemon
 from tests.tui.helpers import task_screen, until
+
+pytestmark = pytest.mark.heavy
 
 M = TypeVar("M", bound=ApprovalModal)
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
@@ -46,6 +49,11 @@ async def create_task(
     return task_screen(pilot)
 
 
+GUARD_S = 120
+"""How long a step of a task (intake, planning, a build) may take before the test calls it
+stuck: a guard, not a bound; 30 s timed out in full runs on a machine shared with others."""
+
+
 async def prompt(pilot: Pilot[Any], kind: type[M], *, after: str = "") -> M:
     """The next prompt the task view opens, which must be a ``kind`` (and a different approval
     than ``after``)."""
@@ -54,7 +62,7 @@ async def prompt(pilot: Pilot[Any], kind: type[M], *, after: str = "") -> M:
         screen = pilot.app.screen
         return isinstance(screen, ApprovalModal) and screen.approval_id != after and screen.ready
 
-    await until(pilot, asked, within=30, what=f"a {kind.__name__}")
+    await until(pilot, asked, within=GUARD_S, what=f"a {kind.__name__}")
     screen = pilot.app.screen
     assert isinstance(screen, kind), f"{kind.__name__} expected, {screen} opened"
     return screen
@@ -64,7 +72,7 @@ async def until_final(pilot: Pilot[Any], screen: TaskScreen) -> None:
     await until(
         pilot,
         lambda: screen.model.final and screen.link == "ended" and screen.settled,
-        within=30,
+        within=GUARD_S,
         what="the task to finish",
     )
 

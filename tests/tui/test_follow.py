@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from agentfirm.tui.client import Unavailable
-from agentfirm.tui.follow import Link, follow
 
+from agentfirm.api.follow import Link, follow
 from agentfirm.errors import NotFound
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from agentfirm.tui.fmt import parse_time
 from agentfirm.tui.model import TaskModel
 
-from tests.tui.fake_source import PATENT_WAVES, FakeSource
+from tests.tui.fixed_data import PATENT_WAVES, FakeSource
 
 
 def _event(

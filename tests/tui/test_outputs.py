@@ -14,7 +14,7 @@ from agentfirm.tui.widgets.markdown import MarkdownText
 from textual.pilot import Pilot
 
 from tests.tui.conftest import Daemon, fake_app
-from tests.tui.fake_source import DRAFT, PATENT_MODULES, FakeSource
+from tests.tui.fixed_data import DRAFT, PATENT_MODULES, FakeSource
 from tests.tui.helpers import settle, until
 from tests.tui.test_flows import create_task, prompt
 

@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 import pytest
 
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import ModuleSpec, Plan, Task, TaskSpec, TaskStatus
+from agentfirm.domain.models import ModuleSpec, Plan, Task, TaskSpec, TaskStatus
 from agentfirm.errors import BadInput, NotFound
 from agentfirm.ids import new_id
 from agentfirm.master.approvals import StoreDecider
 from agentfirm.master.decisions import BudgetDecision, PlanDecision, ReviewDecision
 from agentfirm.master.estimate import Estimate, ModuleEstimate
 from agentfirm.money import usd_to_nano
+from agentfirm.secrets import Redactor
 from agentfirm.store.sqlite import SQLiteStore
 
 S = TaskStatus
@@ -52,7 +53,11 @@ async def _open(data: Path) -> Side:
     store, bus = SQLiteStore(data / "agentfirm.db"), SQLiteLogBus(data / "bus.db")
     await store.open()
     await bus.open()
-    return Side(store, bus, StoreDecider(store, bus, poll_interval=0.05, details_grace=0.5))
+    return Side(
+        store,
+        bus,
+        StoreDecider(store, bus, redact=Redactor().redact, poll_interval=0.05, details_grace=0.5),
+    )
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from agentfirm.bus.sqlite_log import SQLiteLogBus
 from agentfirm.errors import BadInput, TaskRejected
 from agentfirm.master.approvals import CLARIFY_DEFAULT, StoreDecider
+from agentfirm.secrets import Redactor
 from agentfirm.store.sqlite import SQLiteStore
 from tests.unit.test_approvals import TO_REVIEW, S, Side, _asked, _asking, _task, other, side
 from tests.unit.test_master_intake import QUESTIONS as ASKED
@@ -169,7 +170,7 @@ async def test_answers_decided_through_the_store_reach_the_plan_and_its_assumpti
                 "_plan": [_plan_reply(["search"])],
             }
         )
-        decider = StoreDecider(store, bus, poll_interval=0.05)
+        decider = StoreDecider(store, bus, redact=Redactor().redact, poll_interval=0.05)
         master = _master((store, bus, tmp_path), router, decider)
         task = await master.intake(REQUEST, persona="patent_research")
         planning = asyncio.ensure_future(master.plan(task))

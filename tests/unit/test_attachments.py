@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agentfirm.build.attachments import Attachments, match_query, passages_of, read_documents
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.attachments import Attachments, match_query, passages_of, read_documents
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
 from agentfirm.errors import BadInput
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.scripted_router import ScriptedRouter
 

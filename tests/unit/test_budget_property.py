@@ -15,7 +15,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.errors import BudgetExceeded, ProviderError
 from agentfirm.router.base import (
     CallResult,
@@ -28,7 +28,7 @@ from agentfirm.router.base import (
 from agentfirm.router.errors import FatalProviderError, RetryableProviderError
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.router import Router
-from agentfirm.router.tokens import estimate_messages
+from agentfirm.router.tokens import input_bound
 from agentfirm.settings import PriceOverride
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.routing import Sleeps, funded_task
@@ -99,7 +99,7 @@ class Metered:
                 raise TimeoutError
             raise FatalProviderError("400 from the scripted provider", status=400)
         usage = Usage(
-            input_tokens=estimate_messages(request.messages),
+            input_tokens=input_bound(request),
             output_tokens=int(plan.max_tokens * plan.spend),
         )
         return ProviderResponse("ok", usage, request.model)
@@ -112,7 +112,11 @@ def messages_for(index: int) -> list[Message]:
 def ceiling_for(share: float, plans: list[CallPlan]) -> int:
     """``share`` of what every call's first attempt could cost at worst."""
     worst = sum(
-        PRICER.worst_case_nano(ENTRY, estimate_messages(messages_for(i)), plan.max_tokens)
+        PRICER.worst_case_nano(
+            ENTRY,
+            input_bound(ProviderRequest("m", tuple(messages_for(i)), plan.max_tokens, "utility")),
+            plan.max_tokens,
+        )
         for i, plan in enumerate(plans)
     )
     return int(worst * share)
@@ -138,9 +142,9 @@ class CancellingStore:
             self._provider.calls[index].cancel()
             await asyncio.sleep(0)  # let the cancellation reach the caller first
 
-    async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+    async def reserve(self, task_id: str, call_id: str, amount_nano: int, **kw: Any) -> bool:
         await self._cut("reserve")
-        return await self._inner.reserve(task_id, call_id, amount_nano)
+        return await self._inner.reserve(task_id, call_id, amount_nano, **kw)
 
     async def settle(self, call_id: str, entry: LedgerEntry) -> None:
         await self._cut("settle")
@@ -183,8 +187,9 @@ async def run_scenario(directory: Path, ceiling_nano: int, plans: list[CallPlan]
         assert budget.reserved_nano == 0
         assert budget.spent_nano <= ceiling_nano
         assert max(provider.peaks, default=0) <= ceiling_nano
-        assert budget.spent_nano == sum(row.cost_nano for row in rows if row.outcome == "ok")
-        assert all(row.cost_nano == 0 for row in rows if row.outcome != "ok")
+        assert budget.spent_nano == sum(row.cost_nano for row in rows)
+        # Only an answer, or a request abandoned after it was sent (at its reservation), costs.
+        assert all(row.cost_nano == 0 for row in rows if row.outcome not in ("ok", "cancelled"))
     finally:
         await store.close()
 

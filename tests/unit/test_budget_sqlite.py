@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.errors import BadInput
-from agentfirm.store import sqlite as sqlite_store
-from agentfirm.store.sqlite import SQLiteStore
+from agentfirm.store.sqlite import SQLiteStore, inline
 from tests.store_conformance import task_with_budget
 
 
@@ -120,7 +119,7 @@ async def test_the_wal_stays_bounded_when_bookings_are_all_that_is_written(
 ) -> None:
     # Small limits so the test stays quick: a checkpoint past 40 pages, a trip through the
     # shared connection every 10 bookings.
-    monkeypatch.setattr(sqlite_store, "_CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 10)
     await store._conn().execute("PRAGMA wal_autocheckpoint = 40")
     task_id = await task_with_budget(store, 10**12)
     wal = store.path.with_name(store.path.name + "-wal")
@@ -134,6 +133,23 @@ async def test_the_wal_stays_bounded_when_bookings_are_all_that_is_written(
     assert wal.stat().st_size < 200 * page
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
+
+
+async def test_a_reserve_cancelled_on_the_shared_connection_holds_nothing(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every inline write refused (its turn to checkpoint): the reserve goes to the shared
+    # connection's thread, and is cancelled while its INSERT runs there.
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 1)
+    task_id = await task_with_budget(store, 100)
+    cancelled = asyncio.create_task(store.reserve(task_id, "c1", 10))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    assert await store.reserve(task_id, "c2", 90)
+    assert (await store.get_budget(task_id)).reserved_nano == 90
 
 
 # The *_now bookings (``BooksInline``): book at once, or write nothing and say so.
@@ -199,3 +215,67 @@ async def test_bookings_now_refuse_bad_input_like_their_async_namesakes(
 
     assert (await store.get_budget(other)).reserved_nano == 40
     assert await store.list_ledger(mine) == []
+
+
+async def test_migration_10_keeps_the_calls_in_flight_and_what_they_hold(tmp_path: Path) -> None:
+    """Migration 0010 rebuilds ``reservations`` keyed by call id: a store opened with calls in
+    flight keeps them, their rows and the budget they hold, and its bookings still move it."""
+    from agentfirm.store.migrate import SCHEMA_MIGRATIONS_DDL, load_migrations
+    from tests.store_conformance import entry
+
+    path = tmp_path / "agentfirm.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(SCHEMA_MIGRATIONS_DDL)
+        for migration in load_migrations():
+            if migration.version < 10:
+                db.executescript(migration.sql)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, '2030-01-01T00:00:00')",
+                    (migration.version, migration.name),
+                )
+        db.execute(
+            "INSERT INTO tasks (id, request, status, created_at, updated_at)"
+            " VALUES ('t1', 'r', 'running', '2030-01-01T00:00:00', '2030-01-01T00:00:00')"
+        )
+        db.execute(
+            "INSERT INTO budgets (task_id, ceiling_nano, updated_at)"
+            " VALUES ('t1', 1000, '2030-01-01T00:00:00')"
+        )
+        db.executemany(
+            "INSERT INTO reservations (call_id, task_id, amount_nano, created_at, module_id, tier,"
+            " provider, model, simulated) VALUES (?, 't1', ?, '2030-01-01T00:00:01', 'm1',"
+            " 'execution', 'offline', 'm', 1)",
+            [("c1", 300), ("c2", 200)],
+        )
+
+    async with SQLiteStore(path) as store:
+        assert (await store.get_budget("t1")).reserved_nano == 500
+        await store.settle("c1", entry("t1", "c1", 120))
+        assert await store.release_reservations("t1") == 1  # c2, booked at its 200
+        budget = await store.get_budget("t1")
+        assert (budget.spent_nano, budget.reserved_nano) == (320, 0)
+        assert [(e.call_id, e.cost_nano, e.module_id) for e in await store.list_ledger("t1")] == [
+            ("c1", 120, None),
+            ("c2", 200, "m1"),
+        ]
+    with sqlite3.connect(path) as db:
+        (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'reservations'").fetchone()
+    assert ddl.rstrip().endswith("WITHOUT ROWID")
+
+
+async def test_a_booking_checks_for_a_dead_holders_row_in_their_own_index(
+    store: SQLiteStore,
+) -> None:
+    """The settle's check that its call was not booked already for a dead holder seeks the
+    partial index of migration 0011, whose condition must stay ``BOOKED_DEAD`` term for term:
+    otherwise every settle would scan the whole ledger."""
+    from agentfirm.store.sqlite.booking import _BOOK_SQL
+
+    params = {name: None for name in ("task_id", "call_id", "module_id", "tier", "provider")}
+    params |= {name: None for name in ("model", "input_tokens", "cached_input_tokens")}
+    params |= {name: None for name in ("output_tokens", "cost_nano", "latency_ms", "outcome")}
+    params |= {"simulated": None, "error": None, "at": None}
+    with sqlite3.connect(store.path) as db:
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {_BOOK_SQL}", params)]
+    assert any("USING INDEX ledger_booked_dead" in step for step in plan), plan
+    assert not any(step.startswith("SCAN ledger") for step in plan), plan

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.attachments import Attachments
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.attachments import Attachments
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Event, ModuleStatus, StreamName
+from agentfirm.domain.models import Event, ModuleStatus, StreamName
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router import build_router
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.assembly import SIMULATION_BANNER
-from agentfirm.build.budget_gate import BuildAborted
-from agentfirm.build.master import BuildMaster, ModuleFailed
+from agentfirm.build_master.assembly import SIMULATION_BANNER
+from agentfirm.build_master.budget_gate import BuildAborted
+from agentfirm.build_master.master import BuildMaster, ModuleFailed
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import (
+from agentfirm.domain.models import (
     Event,
     LedgerEntry,
     ModuleSpec,
@@ -432,10 +432,27 @@ async def test_abort_at_any_time_cancels_running_sub_agents(
     assert router.cancelled == ["stuck"]
 
 
-async def test_an_abort_from_before_the_build_started_is_ignored(
+async def test_an_abort_standing_from_before_the_build_watched_stops_it_before_any_call(
+    build: BuildMaster, bus: SQLiteLogBus, store: SQLiteStore, router: FakeRouter
+) -> None:
+    """A cancel sent while the build was queued or starting (before it watched its control
+    stream) was once ignored, and the build ran every module."""
+    await bus.publish("t_build", "abort", {"reason": "cancelled early"}, stream="control")
+
+    with pytest.raises(BuildAborted, match="cancelled early"):
+        await build.execute(make_spec(mod("a")))
+
+    assert router.calls == []
+    assert [r.status for r in await store.list_module_runs("t_build")] == [ModuleStatus.PENDING]
+    assert [e.type for e in await bus.replay("t_build")][-1] == "build.aborted"
+
+
+async def test_an_abort_a_later_decision_answered_is_history(
     build: BuildMaster, bus: SQLiteLogBus, store: SQLiteStore
 ) -> None:
-    await bus.publish("t_build", "abort", {"reason": "an earlier run"}, stream="control")
+    """A build stopped when its budget was declined runs again once budget is added."""
+    await bus.publish("t_build", "abort", {"reason": "budget_exhausted"}, stream="control")
+    await bus.publish("t_build", "budget.adjusted", {"ceiling_usd": 5.0}, stream="control")
     await build.execute(make_spec(mod("a")))
     assert [r.status for r in await store.list_module_runs("t_build")] == [ModuleStatus.DONE]
 

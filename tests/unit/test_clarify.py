@@ -8,16 +8,16 @@ from decimal import Decimal
 from jsonschema import Draft202012Validator
 from structlog.testing import capture_logs
 
+from agentfirm.domain.calls import CLARIFY_ID as CLARIFY_MODULE_ID
 from agentfirm.errors import BudgetExceeded, ProviderError
 from agentfirm.master.clarify import (
-    CLARIFY_MODULE_ID,
     MAX_QUESTIONS,
     assumptions_for,
     assumptions_from_answers,
     clarification_schema,
     clarifying_questions,
 )
-from agentfirm.personas import ModuleTemplate, Persona
+from agentfirm.personas.library import ModuleTemplate, Persona
 from tests.fakes.scripted_router import Reply, ScriptedRouter
 
 TASK = "t-clarify"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentfirm.personas import PersonaLibrary, load_persona_file
+from agentfirm.personas.library import PersonaLibrary, load_persona_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "requests.yaml"

@@ -9,14 +9,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from structlog.testing import capture_logs
 
+from agentfirm.domain.calls import CLASSIFY_ID as CLASSIFY_MODULE_ID
 from agentfirm.errors import BudgetExceeded, ProviderError
 from agentfirm.master.classify import (
-    CLASSIFY_MODULE_ID,
     LLM_ACCEPT_CONFIDENCE,
     classification_schema,
     classify_request,
 )
-from agentfirm.personas import Classification, ModuleTemplate, Persona, PersonaLibrary
+from agentfirm.personas.library import Classification, ModuleTemplate, Persona, PersonaLibrary
 from tests.fakes.scripted_router import Reply, ScriptedRouter
 
 TASK = "t-classify"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agentfirm.cli_answers import AUTO_DECISIONS, AutoAnswers, FirstPlanApproved, TerminalAnswers
-from agentfirm.cli_follow import result_or_raise
+from agentfirm.cli.answers import AUTO_DECISIONS, AutoAnswers, FirstPlanApproved, TerminalAnswers
+from agentfirm.cli.follow import result_or_raise
 from agentfirm.errors import AgentfirmError, BadInput
 from agentfirm.master.decisions import AutoDecider
 
@@ -194,7 +194,7 @@ class _Personas:
 
 
 def test_a_request_the_daemon_cannot_place_asks_for_a_persona_on_the_terminal() -> None:
-    from agentfirm.cli_run import _choose_persona
+    from agentfirm.cli.commands.run import _choose_persona
 
     out = ScriptedConsole("7", "market_research")
 

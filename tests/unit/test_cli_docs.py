@@ -14,7 +14,7 @@ import typer
 from typer._click.core import Command, Context
 from typer.core import TyperGroup
 
-from agentfirm.cli import app
+from agentfirm.cli.app import app
 from scripts import gen_cli_docs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -155,3 +155,17 @@ def test_debug_level_writes_debug_events(tmp_path: Path, redactor: Redactor) -> 
     configure_logging(log_path=path, redactor=redactor, level="debug")
     log.debug("detail")
     assert lines(path)[0]["level"] == "debug"
+
+
+def test_a_log_file_on_a_full_disk_puts_no_traceback_on_stderr(
+    redactor: Redactor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does (found by test_disk_full)."""
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full")
+    configure_logging(log_path=full, redactor=redactor)
+
+    structlog.get_logger("agentfirm.test").warning("disk.full", path="x")
+
+    assert capsys.readouterr().err == ""

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Task, TaskStatus, Tier
+from agentfirm.domain.models import Task, TaskStatus, Tier
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.decisions import AutoDecider
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router.base import ChainEntry
 from agentfirm.store.sqlite import SQLiteStore
-from tests.fakes.scripted_router import Reply, ScriptedRouter
+from tests.fakes.scripted_router import Reply, ScriptedRouter, every_item_explained
 
 REQUEST = "Prior art search for a patent on a self-healing solder alloy"
 QUESTIONS = ["Which jurisdictions matter?", "Is there a priority date to respect?"]
@@ -88,6 +88,7 @@ def _plan_reply(ids: list[str]) -> dict[str, Any]:
             }
             for n, module_id in enumerate(ids)
         ],
+        "uncovered": every_item_explained("a focused search is all this request needs"),
     }
 
 

@@ -12,23 +12,25 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.attachments import Attachments
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.attachments import Attachments
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Plan, Task, TaskStatus, Tier, Transition
+from agentfirm.domain.calls import CLARIFY_ID as CLARIFY_MODULE_ID
+from agentfirm.domain.calls import CLASSIFY_ID as CLASSIFY_MODULE_ID
+from agentfirm.domain.calls import PLAN_ID as PLAN_MODULE_ID
+from agentfirm.domain.models import Plan, Task, TaskStatus, Tier, Transition
+from agentfirm.domain.tools import ToolConsent
 from agentfirm.errors import BadInput
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.approvals import StoreDecider
-from agentfirm.master.clarify import CLARIFY_MODULE_ID
-from agentfirm.master.classify import CLASSIFY_MODULE_ID
 from agentfirm.master.decisions import AutoDecider, Decider, PlanDecision, ReviewDecision
 from agentfirm.master.estimate import Estimate
-from agentfirm.master.planning import PLAN_MODULE_ID
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router import build_router
 from agentfirm.router.base import ChainEntry
+from agentfirm.secrets import Redactor
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.scripted_router import RecordedCall, Reply, ScriptedRouter
@@ -74,8 +76,14 @@ def _plan_reply() -> dict[str, Any]:
                 "depends_on": deps,
                 "output_type": "research_notes",
             }
-            for module_id, deps in (("scan", []), ("advice", ["scan"]))
+            # The market_research modules covering its whole checklist: --yes approves it.
+            for module_id, deps in (
+                ("market_sizing", []),
+                ("competitive_comparison", []),
+                ("entry_recommendation", ["market_sizing", "competitive_comparison"]),
+            )
         ],
+        "uncovered": [],
     }
 
 
@@ -84,7 +92,13 @@ class Approving(StoreDecider):
     draft approved without asking."""
 
     async def approve_plan(
-        self, task: Task, plan: Plan, estimate: Estimate, budget_nano: int
+        self,
+        task: Task,
+        plan: Plan,
+        estimate: Estimate,
+        budget_nano: int,
+        *,
+        tools: Sequence[ToolConsent] = (),
     ) -> PlanDecision:
         return PlanDecision(True, budget_nano, "approved by the test")
 
@@ -201,7 +215,11 @@ async def test_a_task_killed_while_the_model_classified_it_is_classified_again_o
     assert task.persona == PICKED
     assert task.spec is not None
     assert task.spec.persona == PICKED
-    assert [m.id for m in task.spec.plan.modules] == ["scan", "advice"]
+    assert [m.id for m in task.spec.plan.modules] == [
+        "market_sizing",
+        "competitive_comparison",
+        "entry_recommendation",
+    ]
     assert calls.made(CLASSIFY_MODULE_ID) == 1
     transitions = await firm.store.list_transitions(stopped.id)
     (classified,) = [t for t in transitions if t.to_status is S.CLASSIFIED]
@@ -247,7 +265,7 @@ async def test_a_task_killed_before_its_questions_were_asked_keeps_its_persona(
 async def test_a_task_killed_after_its_questions_were_answered_is_not_asked_again(
     firm: Firm,
 ) -> None:
-    decider = Approving(firm.store, firm.bus, poll_interval=0.05)
+    decider = Approving(firm.store, firm.bus, redact=Redactor().redact, poll_interval=0.05)
     first = firm.master(
         MasterCalls(
             {
@@ -266,7 +284,9 @@ async def test_a_task_killed_after_its_questions_were_answered_is_not_asked_agai
     assert (await firm.store.get_task(task.id)).status is S.CLARIFYING
 
     calls = MasterCalls({PLAN_MODULE_ID: [_plan_reply()]})
-    resumed = firm.master(calls, Approving(firm.store, firm.bus, poll_interval=0.05))
+    resumed = firm.master(
+        calls, Approving(firm.store, firm.bus, redact=Redactor().redact, poll_interval=0.05)
+    )
     status = await _resume(resumed, task.id)
 
     assert status == "completed"

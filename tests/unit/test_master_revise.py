@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Task
+from agentfirm.domain.models import Task
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.decisions import AutoDecider, ReviewDecision
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router import build_router
 from agentfirm.router.base import CallResult, Message
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore
+from tests.fakes.flaky_router import starts_a_run
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 
@@ -37,14 +39,15 @@ class ReviseOnce(AutoDecider):
 
 
 class Counting:
-    """The real offline router, counting calls per module."""
+    """The real offline router, counting runs per module."""
 
     def __init__(self, inner: object) -> None:
         self.inner = inner
         self.calls: Counter[str] = Counter()
 
     async def call(self, *, messages: Sequence[Message], **kwargs: object) -> CallResult:
-        self.calls[str(kwargs.get("module_id"))] += 1
+        if starts_a_run(messages):  # an agent loop's later turns are the same run
+            self.calls[str(kwargs.get("module_id"))] += 1
         return await self.inner.call(messages=messages, **kwargs)  # type: ignore[attr-defined]
 
     def entry_for(self, tier: object) -> object:
@@ -94,3 +97,65 @@ async def test_revising_a_mid_graph_module_reruns_it_and_its_descendants_only(
         expected = 2 if module.id in downstream else 1
         assert router.calls[module.id] == expected, module.id
     assert router.calls["_stitch"] == 2  # one draft per review round
+
+
+CANARY = "sk-proj-CANARY" + "7" * 32
+
+
+class TypesAKey(ReviseOnce):
+    """A human at the terminal prompt (the in-process decider: no approval rows of its own)
+    pasting a key into the clarify answers and the revise notes."""
+
+    records_approvals = False
+
+    def __init__(self) -> None:
+        super().__init__(("novelty_analysis",))
+        self.asked = 0
+
+    async def clarify(self, task: Task, questions: Sequence[str]) -> list[tuple[str, str]]:
+        self.asked += len(questions)
+        return [(q, f"use {CANARY}") for q in questions]
+
+    async def review_draft(self, task: Task, draft_markdown: str) -> ReviewDecision:
+        decision = await super().review_draft(task, draft_markdown)
+        return ReviewDecision(decision.kind, f"{decision.notes} with {CANARY}", decision.modules)
+
+
+async def test_a_key_typed_at_the_terminal_prompts_is_kept_nowhere(
+    parts: tuple[SQLiteStore, SQLiteLogBus, Path],
+) -> None:
+    import subprocess
+
+    from agentfirm.secrets import Redactor
+
+    store, bus, root = parts
+    settings = load_settings({"AGENTFIRM_HOME": str(root), "AGENTFIRM_OFFLINE": "1"})
+    router = build_router(settings, store, available={"offline"})
+    decider = TypesAKey()
+    locks = TaskLocks(root / "locks")
+    master = MasterAgent(
+        store=store,
+        bus=bus,
+        build=BuildMaster(store=store, bus=bus, router=router),
+        personas=PersonaLibrary.load(),
+        pricing=router,
+        repos=LocalGitRepos(root / "repos"),
+        decider=decider,
+        locks=locks,
+        router=router,  # the offline model finds REQUEST ambiguous: it asks
+        quality_revision=False,
+        redact=Redactor().redact,
+    )
+
+    result = await master.run(REQUEST, persona="patent_research", budget_usd="5")
+    locks.release_all()
+
+    assert result.status == "completed"
+    assert decider.asked > 0
+    assert decider.reviews == 2
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert b"CANARY" not in path.read_bytes(), path
+    git = ["git", "-C", str(root / "repos" / result.task_id), "log", "--all", "-p"]
+    history = (await asyncio.to_thread(subprocess.run, git, capture_output=True, check=True)).stdout
+    assert b"CANARY" not in history

@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.cli_prompts import TerminalDecider
-from agentfirm.domain import ModuleStatus, Task, TaskStatus
+from agentfirm.cli.prompts import TerminalDecider
+from agentfirm.domain.models import ModuleStatus, Task, TaskStatus
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.approvals import StoreDecider
 from agentfirm.master.decisions import AUTO_ACTOR, AutoDecider, Decider, FailureChoice
 from agentfirm.master.task_lock import TaskLocks
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router import build_router
+from agentfirm.secrets import Redactor
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.flaky_router import Flaky
@@ -164,7 +165,9 @@ async def test_an_abort_decided_through_the_daemons_questions_names_who_chose(
     parts: tuple[SQLiteStore, SQLiteLogBus, Path], actor: str, status: str, final: TaskStatus
 ) -> None:
     store, bus, _root = parts
-    decider = StoreDecider(store, bus, poll_interval=0.05, details_grace=0.5)
+    decider = StoreDecider(
+        store, bus, redact=Redactor().redact, poll_interval=0.05, details_grace=0.5
+    )
     answering = asyncio.create_task(_answering(decider, "aborted", actor))
     try:
         result = await _master(parts, _flaky(parts, failures=10), decider).run(

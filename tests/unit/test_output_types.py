@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from agentfirm.errors import NotFound
-from agentfirm.output_types import KNOWN_OUTPUT_TYPES, render_markdown, schema_for
+from agentfirm.outputs.types import KNOWN_OUTPUT_TYPES, render_markdown, schema_for
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "research_notes": {

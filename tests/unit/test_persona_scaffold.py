@@ -10,8 +10,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from agentfirm.errors import BadInput
-from agentfirm.persona_scaffold import SCHEMA_FILE, default_schema_ref, scaffold_persona
-from agentfirm.personas import load_persona_file
+from agentfirm.personas.library import load_persona_file
+from agentfirm.personas.scaffold import SCHEMA_FILE, default_schema_ref, scaffold_persona
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "personas" / SCHEMA_FILE).read_text(encoding="utf-8"))

@@ -12,10 +12,9 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from agentfirm.domain import ModuleSpec
+from agentfirm.domain.models import ModuleSpec
 from agentfirm.errors import NotFound, PersonaError
-from agentfirm.persona_scaffold import SCHEMA_FILE, render_persona_schema
-from agentfirm.personas import (
+from agentfirm.personas.library import (
     SHIPPED_PACKAGE,
     ModuleTemplate,
     Persona,
@@ -24,6 +23,7 @@ from agentfirm.personas import (
     load_persona_file,
     module_waves,
 )
+from agentfirm.personas.scaffold import SCHEMA_FILE, render_persona_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = ROOT / "personas"

@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from agentfirm.domain import ModuleSpec
+from agentfirm.domain.calls import PLAN_ID as PLAN_MODULE_ID
+from agentfirm.domain.models import ModuleSpec
 from agentfirm.errors import BudgetExceeded, ProviderError
 from agentfirm.master.planning import (
     MAX_MODULES,
-    PLAN_MODULE_ID,
     adapt_plan,
     plan_problems,
     plan_schema,
     validate_modules,
 )
-from agentfirm.persona_model import module_waves
-from agentfirm.personas import ModuleTemplate, Persona, load_persona_file
+from agentfirm.personas.library import ModuleTemplate, Persona, load_persona_file
+from agentfirm.personas.model import module_waves
 from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.routing import funded_task, router_for

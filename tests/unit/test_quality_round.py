@@ -13,19 +13,21 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.master import BuildMaster
+from agentfirm.build_master.master import BuildMaster
 from agentfirm.bus.sqlite_log import SQLiteLogBus
+from agentfirm.domain.calls import QUALITY_ID
 from agentfirm.handoff.repos import LocalGitRepos
 from agentfirm.master.agent import MasterAgent
 from agentfirm.master.decisions import AutoDecider
-from agentfirm.master.estimate import QUALITY_ID, estimate_plan
+from agentfirm.master.estimate import estimate_plan
 from agentfirm.master.task_lock import TaskLocks
 from agentfirm.money import nano_to_float
-from agentfirm.personas import PersonaLibrary
+from agentfirm.personas.library import PersonaLibrary
 from agentfirm.router import build_router
 from agentfirm.router.base import CallResult, Message
 from agentfirm.settings import load_settings
 from agentfirm.store.sqlite import SQLiteStore
+from tests.fakes.flaky_router import starts_a_run
 
 REQUEST = "Prior art search and novelty analysis for a patent on a self-healing solder alloy"
 PERSONA = PersonaLibrary.load().get("patent_research")
@@ -62,8 +64,9 @@ class JudgedBy:
 
     async def call(self, *, messages: Sequence[Message], **kwargs: Any) -> CallResult:
         module_id = str(kwargs.get("module_id"))
-        self.calls[module_id] += 1
-        self.prompts.setdefault(module_id, []).append(messages[-1].content)
+        if starts_a_run(messages):  # an agent loop's later turns are the same run
+            self.calls[module_id] += 1
+            self.prompts.setdefault(module_id, []).append(messages[-1].content)
         result: CallResult = await self.inner.call(messages=messages, **kwargs)
         if module_id == QUALITY_ID:  # as a real judge: its verdicts are not simulated
             return dataclasses.replace(result, data=self.judgements.pop(0), simulated=False)

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from agentfirm.build.attachments import Attachments, read_documents
-from agentfirm.build.master import BuildMaster
-from agentfirm.build.research import FIELD, research_id
+from agentfirm.build_master.attachments import Attachments, read_documents
+from agentfirm.build_master.master import BuildMaster
+from agentfirm.build_master.research import FIELD, research_id
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Event, ModuleSpec, Plan, Task, TaskSpec
+from agentfirm.domain.models import Event, ModuleSpec, Plan, Task, TaskSpec
 from agentfirm.money import usd_to_nano
 from agentfirm.router import build_router
 from agentfirm.router.base import CallResult, Message

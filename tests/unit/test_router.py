@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from agentfirm.domain import LedgerEntry, Task, Tier
+from agentfirm.domain.models import LedgerEntry, Task, Tier
 from agentfirm.errors import BudgetExceeded, ConfigError
 from agentfirm.ids import new_id
 from agentfirm.router import build_router
@@ -33,7 +33,7 @@ from agentfirm.router.errors import (
 )
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.router import Router
-from agentfirm.router.tokens import estimate_messages
+from agentfirm.router.tokens import input_bound
 from agentfirm.settings import PriceOverride, Settings, load_settings
 from agentfirm.store.sqlite import SQLiteStore
 
@@ -216,9 +216,9 @@ async def test_a_store_wrapper_forwarding_attributes_has_its_own_bookings_called
         def __getattr__(self, name: str) -> Any:
             return getattr(store, name)
 
-        async def reserve(self, task_id: str, call_id: str, amount_nano: int) -> bool:
+        async def reserve(self, task_id: str, call_id: str, amount_nano: int, **kw: Any) -> bool:
             seen.append("reserve")
-            return await store.reserve(task_id, call_id, amount_nano)
+            return await store.reserve(task_id, call_id, amount_nano, **kw)
 
         async def settle(self, call_id: str, entry: LedgerEntry) -> None:
             seen.append("settle")
@@ -259,6 +259,20 @@ async def test_outgoing_messages_are_redacted(store: SQLiteStore) -> None:
     assert alpha.requests[0].messages == (Message("user", "my key is [REDACTED]"),)
 
 
+async def test_a_redacted_message_keeps_its_cache_mark(store: SQLiteStore) -> None:
+    task_id = await funded_task(store)
+    alpha = ScriptedProvider("alpha")
+    router = make_router(store, alpha, redact=lambda s: s.replace("sk-live-123", "[REDACTED]"))
+    messages = [Message("system", "key sk-live-123", cache=True), Message("user", "hi", cache=True)]
+
+    await router.call(tier="utility", messages=messages, task_id=task_id)
+
+    assert alpha.requests[0].messages == (
+        Message("system", "key [REDACTED]", cache=True),
+        Message("user", "hi", cache=True),
+    )
+
+
 async def test_error_rows_are_redacted(store: SQLiteStore) -> None:
     task_id = await funded_task(store)
     alpha = ScriptedProvider("alpha", [FatalProviderError("bad request near sk-live-123")])
@@ -290,10 +304,14 @@ async def test_budget_refusal_raises_writes_a_refused_row_and_calls_nothing(
     assert refused.value.ceiling_usd == Decimal("0.000001")
 
 
-async def test_reservation_is_the_worst_case_of_estimated_input_and_max_tokens(
+def bound(messages: list[Message], max_tokens: int = 100) -> int:
+    return input_bound(ProviderRequest("m", tuple(messages), max_tokens, "execution"))
+
+
+async def test_reservation_is_the_worst_case_of_bounded_input_and_max_tokens(
     store: SQLiteStore,
 ) -> None:
-    worst = (estimate_messages(MESSAGES) + 100) * 1_000
+    worst = (bound(MESSAGES) + 100) * 1_000
     task_id = await funded_task(store, ceiling_nano=worst)
     held: list[int] = []
 
@@ -322,14 +340,14 @@ async def test_fifty_concurrent_calls_never_push_spend_above_the_ceiling(
     store: SQLiteStore,
 ) -> None:
     max_tokens = 50
-    worst = (estimate_messages(MESSAGES) + max_tokens) * 1_000
+    worst = (bound(MESSAGES) + max_tokens) * 1_000
     ceiling = worst * 10 + worst // 2
     task_id = await funded_task(store, ceiling_nano=ceiling)
 
     class Spending(ScriptedProvider):
         async def complete(self, request: ProviderRequest) -> ProviderResponse:
             await asyncio.sleep(0)  # let the other calls interleave
-            tokens = estimate_messages(request.messages)
+            tokens = input_bound(request)
             return ProviderResponse("x", Usage(tokens, 0, request.max_tokens), request.model)
 
     router = make_router(store, Spending("alpha"), chain=(ALPHA,))
@@ -419,8 +437,152 @@ async def test_timeout_counts_as_retryable(store: SQLiteStore) -> None:
     result = await call(router, task_id)
 
     assert result.provider == "beta"
-    errors = [r.error for r in await store.list_ledger(task_id) if r.outcome == "error"]
-    assert errors == ["RetryableProviderError: alpha:model-a timed out after 0.01s"] * 2
+    abandoned = [r for r in await store.list_ledger(task_id) if r.provider == "alpha"]
+    assert [r.error for r in abandoned] == [
+        "ProviderTimeout: alpha:model-a timed out after 0.01s"
+    ] * 2
+
+
+async def test_a_request_abandoned_after_it_was_sent_is_booked_at_its_reservation(
+    store: SQLiteStore,
+) -> None:
+    """The provider received it and bills it; nobody will say for how much: the most it can
+    cost is booked, marked as an upper bound. A timeout is the router hanging up."""
+    task_id = await funded_task(store)
+
+    class Hanging(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    router = make_router(store, Hanging("alpha"), chain=(ALPHA,), sleep=Sleeps(), timeout_s=0.01)
+
+    with pytest.raises(ProviderError):
+        await call(router, task_id, max_tokens=100)
+
+    rows = await store.list_ledger(task_id)
+    worst = (bound(MESSAGES) + 100) * 1_000
+    assert [(r.outcome, r.cost_nano, r.upper_bound) for r in rows] == [
+        ("cancelled", worst, True)
+    ] * 2
+    assert (await store.get_budget(task_id)).spent_nano == 2 * worst
+
+
+async def test_a_call_cancelled_in_flight_that_never_answers_is_booked_at_its_reservation(
+    store: SQLiteStore,
+) -> None:
+    """Cancelled once sent, it gets the grace to answer; with no answer by then it is cut off
+    and booked at the most it can cost."""
+    task_id = await funded_task(store)
+    sent = asyncio.Event()
+
+    class Hanging(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            sent.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    router = make_router(store, Hanging("alpha"), chain=(ALPHA,), cancel_grace_s=0.05)
+    running = asyncio.ensure_future(call(router, task_id, max_tokens=100))
+    await sent.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    [row] = await store.list_ledger(task_id)
+    assert (row.outcome, row.cost_nano, row.upper_bound) == (
+        "cancelled",
+        (bound(MESSAGES) + 100) * 1_000,
+        True,
+    )
+    assert row.error == "CancelledError: no answer within 0.05s of a cancel"
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (row.cost_nano, 0)
+
+
+async def test_a_call_cancelled_in_flight_is_booked_as_answered_when_it_answers_in_the_grace(
+    store: SQLiteStore,
+) -> None:
+    """The provider bills a request it received whether or not the answer is read: the caller's
+    cancellation waits for the answer, which says what it cost, and then goes on."""
+    task_id = await funded_task(store)
+    sent, cancelled = asyncio.Event(), asyncio.Event()
+
+    class Slow(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            sent.set()
+            await cancelled.wait()
+            return await super().complete(request)
+
+    router = make_router(store, Slow("alpha"), chain=(ALPHA,))
+    running = asyncio.ensure_future(call(router, task_id, max_tokens=100))
+    await sent.wait()
+    running.cancel()
+    await asyncio.sleep(0.01)
+    running.cancel()  # a second cancellation does not cut it off either
+    await asyncio.sleep(0.01)
+    cancelled.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    [row] = await store.list_ledger(task_id)
+    assert (row.outcome, row.upper_bound) == ("ok", False)
+    assert row.cost_nano == (row.input_tokens + row.output_tokens) * 1_000 > 0
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (row.cost_nano, 0)
+
+
+async def test_the_requests_in_flight_are_counted_while_they_wait_for_their_answer(
+    store: SQLiteStore,
+) -> None:
+    """What a first Ctrl-C says it waits for: the requests sent and not yet answered, counted
+    on the process's ``InFlight`` however its calls end."""
+    from agentfirm.domain.calls import InFlight
+
+    task_id = await funded_task(store)
+    sent, answer = asyncio.Event(), asyncio.Event()
+
+    class Held(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            sent.set()
+            await answer.wait()
+            return await super().complete(request)
+
+    in_flight = InFlight()
+    failing = ScriptedProvider("beta", [FatalProviderError("bad")])
+    router = make_router(store, Held("alpha"), chain=(ALPHA,), in_flight=in_flight)
+    running = asyncio.ensure_future(call(router, task_id, max_tokens=100))
+    await sent.wait()
+    assert in_flight.count == 1
+    answer.set()
+    await running
+    assert in_flight.count == 0
+    refused = make_router(store, failing, chain=(BETA,), in_flight=in_flight)
+    with pytest.raises(FatalProviderError):
+        await call(refused, task_id, max_tokens=100)
+    assert in_flight.count == 0
+
+
+async def test_a_reservation_is_marked_sent_before_the_request_leaves(
+    store: SQLiteStore,
+) -> None:
+    """Should the process die once the request is on its way, whoever takes the task over books
+    the call at its reservation: the mark is made before the provider is called."""
+    task_id = await funded_task(store)
+    released: list[int] = []
+
+    class TakenOver(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            released.append(await store.release_reservations(task_id))
+            return await super().complete(request)
+
+    router = make_router(store, TakenOver("alpha"), chain=(ALPHA,))
+    await call(router, task_id, max_tokens=100)
+
+    assert released == [1]
+    rows = await store.list_ledger(task_id)
+    # Booked once, at its reservation: the late settle does not book it again.
+    assert [(r.outcome, r.upper_bound) for r in rows] == [("cancelled", True)]
 
 
 async def test_fatal_error_is_raised_without_fallback(store: SQLiteStore) -> None:
@@ -510,6 +672,10 @@ async def test_invalid_structured_output_gets_one_repair_call_with_the_error(
     rows = await store.list_ledger(task_id)
     assert [r.outcome for r in rows] == ["ok", "ok"]
     assert result.cost_nano == sum(r.cost_nano for r in rows)
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (
+        sum(r.input_tokens for r in rows),
+        sum(r.output_tokens for r in rows),
+    )
 
 
 async def test_output_still_invalid_after_repair_raises(store: SQLiteStore) -> None:

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from agentfirm.build.scheduler import run_dag, waves
-from agentfirm.domain import ModuleSpec
+from agentfirm.build_master.scheduler import run_dag
+from agentfirm.domain.graph import waves
+from agentfirm.domain.models import ModuleSpec
 from agentfirm.errors import BadInput
 
 

@@ -80,14 +80,26 @@ def test_redact_ignores_values_shorter_than_eight_chars(redactor: Redactor) -> N
         "AIzaSyA1234567890abcdefghijklmnop",
         "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
         "gho_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghu_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghs_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghr_abcdefghijklmnopqrstuvwxyz0123456789",
         "github_pat_11ABCDEFG0123456789_abcdefghij",
         "xoxb-1234567890-abcdefghijkl",
         "xoxp-1234567890-abcdefghijkl",
+        "xoxa-1234567890-abcdefghijkl",
+        "xoxr-1234567890-abcdefghijkl",
         "xapp-1-A0123456-abcdefghijkl",
     ],
 )
 def test_redact_replaces_known_key_shapes(redactor: Redactor, key: str) -> None:
     assert redactor.redact(f"using {key} now") == f"using {REDACTED} now"
+
+
+def test_a_key_deep_in_a_long_prompt_is_replaced(redactor: Redactor) -> None:
+    prose = "The market for cargo bikes grew 23% in 2024, led by task-0123456789abcdefgh. " * 300
+    text = f"{prose}key: ghs_abcdefghijklmnopqrstuvwxyz0123456789\n{prose}"
+    assert redactor.redact(text) == f"{prose}key: {REDACTED}\n{prose}"
+    assert redactor.redact(prose) == prose
 
 
 def test_redact_leaves_ids_that_merely_contain_sk_dash(redactor: Redactor) -> None:

@@ -293,6 +293,30 @@ def test_progress_folds_events_into_one_message() -> None:
     assert "Spent $0.0100 of $2.0000 · 1/2 modules done" in text
 
 
+def test_progress_shows_the_colab_link_and_the_secrets_to_set_until_the_run_ends() -> None:
+    url = "https://colab.research.google.com/github/acme/agentfirm-t_1/blob/main/notebook.ipynb"
+    progress = Progress("t_1")
+    progress.apply({"type": "task.transition", "payload": {"to": "executing"}})
+    progress.apply(
+        {
+            "type": "runner.launched",
+            "payload": {
+                "run_id": "run_1",
+                "runner": "colab",
+                "url": url,
+                "secrets": ["GITHUB_TOKEN", "ANTHROPIC_API_KEY"],
+            },
+        }
+    )
+
+    text = progress.render().text
+
+    assert f"<{url}|Open the notebook in Colab>" in text
+    assert "`GITHUB_TOKEN`, `ANTHROPIC_API_KEY`" in text
+    progress.apply({"type": "runner.finished", "payload": {"run_id": "run_1", "outcome": "ok"}})
+    assert url not in progress.render().text
+
+
 def test_the_final_summary_has_the_cost_table_and_the_deliverable() -> None:
     detail = {
         "task_id": "t_1",
@@ -319,3 +343,4 @@ def test_the_final_summary_has_the_cost_table_and_the_deliverable() -> None:
     assert "By module" in text
     assert "scan" in text
     assert "By provider" in text
+    assert "Model turns and tool calls: `agentfirm tasks transcript t_1`" in text

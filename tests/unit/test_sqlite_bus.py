@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentfirm.bus.sqlite_log import SQLiteLogBus
-from agentfirm.domain import Event
+from agentfirm.domain.models import Event
 
 # Long enough that only the in-process wake-up can deliver in time: a test relying on polling
 # sets its own interval.

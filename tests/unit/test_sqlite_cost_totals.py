@@ -126,3 +126,24 @@ def test_migrating_a_store_with_a_ledger_backfills_the_rollup(tmp_path: Path) ->
     rollup, ledger = _rollup_and_ledger(path)
     assert rollup == ledger
     assert len(rollup) == 4
+
+
+# --- what `costs` reads from the ledger (migration 0008) -----------------------------------------
+
+
+async def test_costs_reads_its_ledger_sums_from_a_covering_index(tmp_path: Path) -> None:
+    """The upper-bound part of ``costs`` seeks the task's "≤" rows in their own partial index
+    (migration 0009) and a task's sum reads its index alone: neither visits the ledger's rows,
+    however many calls the task made."""
+    from agentfirm.store.sql.reads import UPPER_BOUND_SQL
+
+    path = tmp_path / "agentfirm.sqlite3"
+    async with SQLiteStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        for sql, index in (
+            (UPPER_BOUND_SQL, "ledger_estimates"),
+            ("SELECT SUM(cost_nano) FROM ledger WHERE task_id = ?", "ledger_cost_by_task"),
+        ):
+            plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", ("t",)))
+            assert f"USING COVERING INDEX {index}" in plan, (sql, plan)

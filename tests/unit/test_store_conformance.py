@@ -38,7 +38,7 @@ async def test_reopening_a_sqlite_file_keeps_data_and_migrates_once(tmp_path: Pa
 _HAMMER = """
 import asyncio, sys
 from pathlib import Path
-from agentfirm.domain import LedgerEntry
+from agentfirm.domain.models import LedgerEntry
 from agentfirm.store.sqlite import SQLiteStore
 
 async def main(path: str, task_id: str, who: str, attempts: int, amount: int) -> None:

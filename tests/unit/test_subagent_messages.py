@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agentfirm.build.subagent import build_messages
-from agentfirm.domain import TaskSpec
-from agentfirm.personas import PersonaLibrary
+from agentfirm.build_master.subagent import build_messages
+from agentfirm.domain.models import TaskSpec
+from agentfirm.personas.library import PersonaLibrary
 
 
 def test_every_module_of_a_task_starts_with_the_same_cacheable_prefix() -> None:

@@ -7,10 +7,10 @@ import getpass
 import re
 
 import pytest
-from agentfirm.daemon.server import SUBMITTER
-from agentfirm.tui.client import _submitter
 
-from agentfirm.cli_context import submitter
+from agentfirm.api.models import SUBMITTER
+from agentfirm.api.models import fit_submitter as _submitter
+from agentfirm.cli.context import submitter
 
 
 @pytest.mark.parametrize("login", ["alice", "bob smith", "jörg", "x" * 80, "a/b:c"])

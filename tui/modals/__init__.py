@@ -13,6 +13,7 @@ from .confirm import ConfirmModal
 from .failure import FailureModal
 from .plan import PlanModal
 from .review import ReviewModal
+from .tool import ToolModal
 
 _BY_KIND: dict[str, type[ApprovalModal]] = {
     "plan": PlanModal,
@@ -21,6 +22,7 @@ _BY_KIND: dict[str, type[ApprovalModal]] = {
     "clarify": ClarifyModal,
     "failure": FailureModal,
     "module_failed": FailureModal,
+    "tool": ToolModal,
 }
 
 
@@ -37,5 +39,6 @@ __all__ = [
     "GenericModal",
     "PlanModal",
     "ReviewModal",
+    "ToolModal",
     "modal_for",
 ]

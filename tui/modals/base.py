@@ -4,7 +4,7 @@ buttons mirroring the key bindings (all in the footer), and ``escape`` to decide
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -15,23 +15,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Static
 from textual.widgets.button import ButtonVariant
 
-from ..source import Decision
+from agentfirm.errors import BadInput
+from agentfirm.money import parse_budget
 
-MODAL_CSS = """
-ApprovalModal { align: center middle; }
-ApprovalModal > #dialog {
-    width: 96%; max-width: 110; height: auto; max-height: 90%;
-    border: thick $accent; background: $surface; padding: 0 1;
-}
-ApprovalModal #title { text-style: bold; color: $accent; width: 1fr; }
-ApprovalModal #question { height: auto; }
-ApprovalModal .field-label { color: $text-muted; }
-ApprovalModal #error { color: $error; height: auto; }
-ApprovalModal #error.-empty { display: none; }
-ApprovalModal #extra { color: $text-muted; height: auto; }
-ApprovalModal #buttons { height: auto; margin: 1 0 0 0; }
-ApprovalModal #buttons Button { margin: 0 2 0 0; }
-"""
+from ..source import Decision
 
 
 def extra_fields(payload: dict[str, Any], known: Iterable[str]) -> Text:
@@ -50,20 +37,25 @@ def extra_fields(payload: dict[str, Any], known: Iterable[str]) -> Text:
 
 
 def parse_usd(value: str) -> Decimal | None:
-    """A positive amount (``2.5``, ``$2.50``) or None."""
+    """A budget as typed (see ``money.parse_budget``), or None when it is not one."""
     try:
-        amount = Decimal(value.strip().lstrip("$").replace(",", ""))
-    except InvalidOperation:
+        return parse_budget(value)
+    except BadInput:
         return None
-    return amount if amount.is_finite() and amount > 0 else None
 
 
 class ApprovalModal(ModalScreen[Decision | None]):
     """Subclasses set ``HEADING``, ``KNOWN`` (payload keys their body shows), ``BUTTONS``
     (label, action, variant) and compose ``body``."""
 
-    DEFAULT_CSS = MODAL_CSS
     HEADING: ClassVar[str] = "Question"
+    FIRST_FOCUS: ClassVar[str | None] = None
+    """The field that has focus when the prompt opens (typing and Enter go to it at once);
+    None: the first button."""
+    HELP: ClassVar[str] = (
+        "The task waits for your answer. The buttons and the keys in the footer decide; "
+        "**Esc** closes the prompt to answer later with **a**."
+    )
     SHOW_QUESTION: ClassVar[bool] = True
     KNOWN: ClassVar[tuple[str, ...]] = ()
     BUTTONS: ClassVar[tuple[tuple[str, str, ButtonVariant], ...]] = (("Later", "later", "default"),)
@@ -79,6 +71,8 @@ class ApprovalModal(ModalScreen[Decision | None]):
         """Composed and mounted (tests wait on it)."""
 
     def on_mount(self) -> None:
+        if self.FIRST_FOCUS:
+            self.query_one(self.FIRST_FOCUS).focus()
         self.ready = True
 
     @property

@@ -33,14 +33,13 @@ class BudgetModal(ApprovalModal):
         ("Abort task", "abort", "error"),
         ("Later", "later", "default"),
     )
+    # ctrl+x is the ceiling box's cut: abort takes priority over it (the box has focus).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "add", "Add budget", tooltip="Raise the ceiling to the amount entered"),
-        Binding("ctrl+x", "abort", "Abort task", tooltip="Stop the task for good"),
+        Binding("ctrl+x", "abort", "Abort task", tooltip="Stop the task for good", priority=True),
         Binding("escape", "later", "Later"),
     ]
-    DEFAULT_CSS = """
-    BudgetModal #spend { height: auto; max-height: 40vh; }
-    """
+    FIRST_FOCUS = "#ceiling"
 
     def body(self) -> ComposeResult:
         p = self.payload

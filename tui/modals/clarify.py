@@ -25,14 +25,11 @@ class ClarifyModal(ApprovalModal):
         Binding(
             "ctrl+s", "send", "Send answers", tooltip="Answer; a blank answer takes the default"
         ),
-        Binding("ctrl+x", "abort", "Abort task"),
+        # Priority: with an answer box focused, ctrl+x would cut text instead.
+        Binding("ctrl+x", "abort", "Abort task", priority=True),
         Binding("escape", "later", "Later"),
     ]
-    DEFAULT_CSS = """
-    ClarifyModal #questions { height: auto; max-height: 16; }
-    ClarifyModal .question { margin: 1 0 0 0; text-style: bold; height: auto; }
-    ClarifyModal Input { background: $boost; }
-    """
+    FIRST_FOCUS = "#answer-1"
 
     @property
     def questions(self) -> list[dict[str, Any]]:

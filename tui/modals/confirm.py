@@ -12,14 +12,6 @@ from textual.widgets import Button, Footer, Static
 
 
 class ConfirmModal(ModalScreen[bool]):
-    DEFAULT_CSS = """
-    ConfirmModal { align: center middle; }
-    ConfirmModal > #dialog {
-        width: 60; height: auto; border: thick $error; background: $surface; padding: 1 2;
-    }
-    ConfirmModal #buttons { height: auto; margin: 1 0 0 0; }
-    ConfirmModal #buttons Button { margin: 0 2 0 0; }
-    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),

@@ -12,6 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Static
 
+from agentfirm.domain.tools import plan_tool_lines
+
 from ..fmt import TIER_SHORT, usd
 from .base import ApprovalModal, parse_usd
 
@@ -54,9 +56,47 @@ def estimate_line(payload: dict[str, Any]) -> Text:
     return text
 
 
+def uncovered_text(payload: dict[str, Any]) -> Text:
+    """The quality checklist items the plan leaves uncovered, each with the planner's why
+    (empty when it covers them all)."""
+    uncovered = payload.get("uncovered") or []
+    text = Text()
+    if uncovered:
+        text.append(
+            f"{len(uncovered)} quality checklist item(s) left uncovered "
+            "(--yes would refuse this plan):",
+            style="bold yellow",
+        )
+        for entry in uncovered:
+            text.append(f"\n- {entry.get('item', '')}")
+            text.append(f" — {entry.get('why') or 'no reason given'}", style="dim")
+    return text
+
+
+def tools_text(payload: dict[str, Any]) -> Text:
+    """What becomes of the tools the plan may call that may change things (empty when none),
+    in the words every front end uses (``plan_tool_lines``)."""
+    text = Text()
+    for line, denied in plan_tool_lines(payload):
+        if text.plain:
+            text.append("\n")
+        text.append("! " if denied else "· ", style="bold red" if denied else "yellow")
+        text.append(line, style="bold" if denied else "")
+    return text
+
+
 class PlanModal(ApprovalModal):
     HEADING = "Approve the plan"
-    KNOWN = ("persona", "modules", "waves", "estimate", "suggested_budget_usd", "budget_usd")
+    KNOWN = (
+        "persona",
+        "modules",
+        "waves",
+        "estimate",
+        "suggested_budget_usd",
+        "budget_usd",
+        "uncovered",
+        "tools",
+    )
     BUTTONS = (
         ("Approve", "approve", "success"),
         ("Reject", "reject", "error"),
@@ -67,15 +107,18 @@ class PlanModal(ApprovalModal):
         Binding("ctrl+n", "reject", "Reject", tooltip="Reject the plan (the task ends)"),
         Binding("escape", "later", "Later"),
     ]
-    DEFAULT_CSS = """
-    PlanModal #plan { height: auto; max-height: 35vh; }
-    PlanModal #budget-row { height: auto; }
-    """
+    FIRST_FOCUS = "#budget"
 
     def body(self) -> ComposeResult:
         yield Static(estimate_line(self.payload), id="estimate")
         with VerticalScroll(id="plan"):
             yield Static(plan_table(self.payload))
+        uncovered = uncovered_text(self.payload)
+        if uncovered.plain:
+            yield Static(uncovered, id="uncovered")
+        tools = tools_text(self.payload)
+        if tools.plain:
+            yield Static(tools, id="tools")
         budget = self.payload.get("budget_usd") or self.payload.get("suggested_budget_usd") or ""
         yield Label("Budget ceiling, USD (Enter approves):", classes="field-label")
         yield Input(value=f"{budget:g}" if budget else "", id="budget", compact=True)

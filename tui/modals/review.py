@@ -3,15 +3,20 @@ selected re-runs all), or reject it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Label, SelectionList, TextArea
+from textual.widgets import Label, SelectionList, Static, TextArea
 
 from ..widgets.markdown import MarkdownText
 from .base import ApprovalModal
+
+
+def chosen_line(selected: Sequence[str]) -> str:
+    return f"re-run: {', '.join(selected)}" if selected else "re-run: all (none ticked)"
 
 
 class ReviewModal(ApprovalModal):
@@ -30,14 +35,6 @@ class ReviewModal(ApprovalModal):
         Binding("ctrl+n", "reject", "Reject", tooltip="Reject the draft (the task ends)"),
         Binding("escape", "later", "Later"),
     ]
-    DEFAULT_CSS = """
-    ReviewModal > #dialog { height: 90%; }
-    ReviewModal #draft { height: 1fr; min-height: 4; border: round $panel-lighten-2; }
-    ReviewModal #revise { height: 6; }
-    ReviewModal #revise > Vertical { height: 1fr; }
-    ReviewModal #revise > #pick { width: 40%; margin: 0 0 0 1; }
-    ReviewModal #notes, ReviewModal #modules { height: 1fr; background: $boost; }
-    """
 
     def body(self) -> ComposeResult:
         with VerticalScroll(id="draft"):
@@ -50,6 +47,11 @@ class ReviewModal(ApprovalModal):
             with Vertical(id="pick"):
                 yield Label("Re-run (space; none = all):", classes="field-label")
                 yield SelectionList[str](*[(m, m) for m in modules], id="modules", compact=True)
+                yield Static(chosen_line(()), id="chosen")
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        """Which modules a revision re-runs, in words: the boxes' colour alone does not say."""
+        self.query_one("#chosen", Static).update(chosen_line(event.selection_list.selected))
 
     def action_approve(self) -> None:
         self.decide("approved")

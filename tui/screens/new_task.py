@@ -12,15 +12,30 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
+from agentfirm.api.models import fit_submitter
 from agentfirm.errors import AgentfirmError
 
 from ..context import Context
 from ..modals.base import parse_usd
 from ..source import Submission
+from ..widgets.marks import MarkedCheckbox
+from ..wording import for_tui
 
 AUTO = "__auto__"
+HELP = """\
+Write what the firm should produce; everything else is optional. **Tab** moves between fields.
+
+- **Persona**: leave it to classify the request, or pick one.
+- **Budget**: the ceiling in USD (the default shows in the box); the plan comes back for your
+  approval with an estimate before anything is spent beyond planning.
+- **Attach file**: a path, **Enter** adds it; ctrl+r drops the last one.
+- **Runner**: where the modules run (inproc here, a notebook, or Colab).
+- **Offline provider** (space ticks it, ✓ when on): simulated output and costs, no keys needed.
+
+**ctrl+s** submits; **Esc** cancels.
+"""
 
 
 def resolve_attachment(raw: str, cwd: Path) -> Path:
@@ -33,19 +48,8 @@ def resolve_attachment(raw: str, cwd: Path) -> Path:
 
 
 class NewTaskScreen(Screen[None]):
-    DEFAULT_CSS = """
-    NewTaskScreen #title { height: 1; background: $panel; padding: 0 1; }
-    NewTaskScreen #form {
-        grid-size: 2; grid-columns: 14 1fr; grid-rows: auto; grid-gutter: 1 1;
-        height: auto; padding: 1 1 0 1;
-    }
-    NewTaskScreen #request { height: 5; }
-    NewTaskScreen TextArea, NewTaskScreen Input { background: $boost; }
-    NewTaskScreen .hint { color: $text-muted; }
-    NewTaskScreen #attached { color: $text-muted; height: auto; }
-    NewTaskScreen #status { height: auto; padding: 0 1; }
-    NewTaskScreen #status.-error { color: $error; }
-    """
+    HELP_TITLE = "a new task"
+    HELP = HELP
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "ctrl+s", "submit", "Submit", tooltip="Create the task; its plan comes back to you"
@@ -61,6 +65,8 @@ class NewTaskScreen(Screen[None]):
         self.attachments: list[Path] = []
         self.fields: frozenset[str] = frozenset()
         self.submitting = False
+        self.loaded = False
+        """The daemon's personas and fields are in the form, or it failed (tests wait on it)."""
 
     def compose(self) -> ComposeResult:
         yield Static("agentfirm · new task", id="title")
@@ -93,7 +99,7 @@ class NewTaskScreen(Screen[None]):
                 disabled=True,
             )
             yield Label("")
-            yield Checkbox(
+            yield MarkedCheckbox(
                 "offline provider (simulated output and costs)", id="offline", compact=True
             )
         yield Static("", id="status")
@@ -106,6 +112,12 @@ class NewTaskScreen(Screen[None]):
 
     @work(exclusive=True, group="options")
     async def load_options(self) -> None:
+        try:
+            await self._load_options()
+        finally:
+            self.loaded = True
+
+    async def _load_options(self) -> None:
         try:
             personas = await self.ctx.source.personas()
             self.fields = await self.ctx.source.submission_fields()
@@ -123,7 +135,7 @@ class NewTaskScreen(Screen[None]):
 
     def status(self, message: str, *, error: bool = False) -> None:
         line = self.query_one("#status", Static)
-        line.update(Text(message))
+        line.update(Text(for_tui(message)))
         line.set_class(error, "-error")
 
     def _show_attachments(self) -> None:
@@ -171,13 +183,13 @@ class NewTaskScreen(Screen[None]):
             request=request,
             persona=None if persona in (AUTO, Select.BLANK) else str(persona),
             budget_usd=budget,
-            offline=self.query_one("#offline", Checkbox).value,
+            offline=self.query_one("#offline", MarkedCheckbox).value,
             attachments=tuple(str(p) for p in self.attachments),
             # Sent only when changed: the daemon's own setting is the default otherwise.
             runner=None
             if runner.disabled or runner.value == self.ctx.default_runner
             else str(runner.value),
-            actor=self.ctx.actor if "actor" in self.fields else None,
+            actor=fit_submitter(self.ctx.actor) if "actor" in self.fields else None,
         )
 
     def action_submit(self) -> None:

@@ -24,10 +24,11 @@ NO_OUTPUT = (
 
 
 class OutputScreen(Screen[None]):
-    DEFAULT_CSS = """
-    OutputScreen #title { height: 1; background: $panel; padding: 0 1; }
-    OutputScreen VerticalScroll { height: 1fr; padding: 0 1; }
-    """
+    HELP_TITLE = "an output"
+    HELP = (
+        "A module's output, or the whole draft or deliverable, as Markdown. Arrows, PgUp/PgDn "
+        "scroll; **r** reads it again; **Esc** goes back to the task."
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "reload", "Reload"),

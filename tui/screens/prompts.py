@@ -22,6 +22,7 @@ ASKING = {
     "clarify": "answer a few questions",
     "failure": "a module failed",
     "module_failed": "a module failed",
+    "tool": "a tool asks to run",
 }
 
 

@@ -1,30 +1,37 @@
 """One task, live: the wave DAG, the cost panel and the event log, with the approval prompts
-opening as the task asks. Events are buffered as they stream in and applied in batches on a
-short timer, so a burst costs one repaint per tick, not one per event."""
+opening as the task asks; under the header, where its work is (a Colab link to copy, the
+deliverable to open in ``$EDITOR`` or a pager, the task repo). Events are buffered as they
+stream in and applied in batches on a short timer, so a burst costs one repaint per tick, not one
+per event."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import subprocess
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from agentfirm.api.follow import Link, follow
 from agentfirm.errors import AgentfirmError
 
 from ..context import Context
 from ..fmt import clip, spend, status_text
-from ..follow import Link, follow
 from ..modals import ConfirmModal
 from ..model import TaskModel
 from ..source import DELIVERABLE
 from ..widgets.costs import CostPanel
 from ..widgets.dag import ModuleCard, WaveDag, dependency_line
 from ..widgets.events import EventLog
+from ..widgets.where import where_lines
+from ..wording import for_tui
 from .prompts import Prompts
 
 FLUSH_S = 0.05
@@ -33,6 +40,28 @@ _TABS = Binding.Group("Tabs")
 _REFETCH = frozenset(
     {"task.transition", "build.started", "approval.requested", "approval.decided", "draft.ready"}
 )
+HELP = """\
+One task as it runs. The header says its status, spend against budget and whether the view is
+live; under it, where its work is: a Colab link to copy (**y**), the deliverable (**v** opens it
+in `$EDITOR`, else `$PAGER`, else `less`) and the task repo.
+
+- **w**, **c**, **e** jump to the Waves, Costs and Events panes.
+- In Waves, arrows (or tab) move between module cards; a card shows its state, tier and model,
+  spent (and reserved while it runs), and elapsed time. **o** (or Enter) shows its output;
+  **t** its transcript, live: every model turn and tool call with its result.
+- **d** shows the whole draft or deliverable; **a** answers the question the task waits on.
+- In Events, **/** filters the log and **Esc** leaves the filter; **f** stops following to
+  scroll.
+- **x** cancels the task; **Esc** goes back to the list.
+"""
+
+
+def viewer(path: str, env: dict[str, str]) -> list[str]:
+    """The command that opens ``path``: ``$EDITOR``, else ``$PAGER``, else ``less``."""
+    command = env.get("EDITOR") or env.get("PAGER") or "less"
+    return [*shlex.split(command), path]
+
+
 _LINK = {
     "connecting": ("◌ connecting", "dim"),
     "live": ("● live", "green"),
@@ -42,16 +71,8 @@ _LINK = {
 
 
 class TaskScreen(Screen[None]):
-    DEFAULT_CSS = """
-    TaskScreen #head { height: 2; background: $panel; padding: 0 1; }
-    TaskScreen #ask { height: 1; background: $accent 30%; padding: 0 1; display: none; }
-    TaskScreen #ask.-shown { display: block; }
-    TaskScreen TabbedContent { height: 1fr; }
-    TaskScreen TabPane { padding: 0; }
-    TaskScreen #waves-pane { layout: vertical; }
-    TaskScreen WaveDag { overflow-y: auto; scrollbar-size: 1 1; }
-    TaskScreen #deps { height: 2; padding: 0 1; background: $boost; }
-    """
+    HELP_TITLE = "a task"
+    HELP = HELP
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Tasks", tooltip="Back to the task list"),
         Binding("a", "answer", "Answer", tooltip="Answer the question the task waits on"),
@@ -63,7 +84,16 @@ class TaskScreen(Screen[None]):
         Binding("f", "follow", "Follow", tooltip="Follow new events, or stop to scroll"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("x", "cancel_task", "Cancel", tooltip="Cancel the task: its work stops for good"),
+        Binding("v", "view_deliverable", "Open", tooltip="The deliverable in $EDITOR or a pager"),
+        Binding("y", "copy_link", "Copy link", tooltip="Copy the Colab launch link"),
         Binding("enter", "output", "Output", show=False),
+        Binding(
+            "t",
+            "transcript",
+            "Transcript",
+            show=False,
+            tooltip="The focused module's turns and tool calls, live",
+        ),
     ]
 
     def __init__(self, ctx: Context, task_id: str) -> None:
@@ -81,10 +111,12 @@ class TaskScreen(Screen[None]):
         self._flush_due = False
         self._costs_stale = False
         self._binding_state: tuple[object, ...] = ()
+        self._where = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(id="head")
+        yield Static(id="where")
         yield Static(id="ask")
         with TabbedContent(id="tabs", initial="waves"):
             with TabPane("Waves", id="waves"):
@@ -116,7 +148,7 @@ class TaskScreen(Screen[None]):
                 self.buffer.append(event)
                 self.kick()
         except AgentfirmError as err:
-            self.notify(str(err), title="Event stream", severity="error", markup=False)
+            self.notify(for_tui(str(err)), title="Event stream", severity="error", markup=False)
 
     def set_link(self, link: Link) -> None:
         if link != self.link:
@@ -148,6 +180,12 @@ class TaskScreen(Screen[None]):
                 self._dirty.add("costs")
             if "draft.ready" in kinds:
                 self.has_draft = True
+            for event in applied:  # the daemon stopped driving it: why, and how to fix it
+                error = (event.get("payload") or {}).get("error")
+                if event.get("type") == "task.result" and error:
+                    self.notify(
+                        for_tui(str(error)), title="Stopped", severity="error", markup=False
+                    )
             self.prompts.decided_elsewhere(applied)
             self.query_one(EventLog).add(applied)
             await self.repaint()
@@ -236,6 +274,8 @@ class TaskScreen(Screen[None]):
             bool(self.model.modules),
             self.has_draft,
             self.model.final,
+            bool(self.model.deliverable_path),
+            bool((self.model.launch or {}).get("url")),
         )
         if state != self._binding_state:
             self._binding_state = state
@@ -257,6 +297,12 @@ class TaskScreen(Screen[None]):
         top.append_text(below)
         top.truncate(width * 2)
         self.query_one("#head", Static).update(top, layout=False)  # two lines, always
+        where = self.query_one("#where", Static)
+        lines = where_lines(self.model)
+        if lines.plain != self._where:
+            self._where = lines.plain
+            where.update(lines)
+            where.set_class(bool(lines.plain), "-shown")
         ask = self.query_one("#ask", Static)
         banner = self.prompts.banner()
         ask.update(Text(banner, style="bold"))
@@ -269,29 +315,43 @@ class TaskScreen(Screen[None]):
             return bool(self.prompts.pending)
         if action in ("follow", "filter"):
             return tab == "events"
-        if action == "output":
+        if action in ("output", "transcript"):
             return bool(self.model.modules) and tab == "waves"
         if action == "draft":  # not beside follow and filter: 80 columns hold only so many
             return self.has_draft and tab != "events"
         if action == "cancel_task":
             return not self.model.final
+        if action == "view_deliverable":
+            return bool(self.model.deliverable_path)
+        if action == "copy_link":
+            return bool((self.model.launch or {}).get("url"))
         return True
 
     def action_back(self) -> None:
         from .task_list import TaskListScreen
 
+        log = self.query_one(EventLog)
+        if log.filtering:  # Esc leaves the filter box first
+            log.leave_filter()
+            return
         if any(isinstance(s, TaskListScreen) for s in self.app.screen_stack):
             self.app.pop_screen()
         else:  # opened straight on this task
             self.app.switch_screen(TaskListScreen(self.ctx))
 
     async def action_tab(self, tab: str) -> None:
+        """Show pane ``tab`` and focus in it: focus left in another pane (given back as the
+        palette closes) would switch the tabs straight back."""
         self.query_one(TabbedContent).active = tab
         await self.repaint()
         if tab == "waves":
             card = self.query_one(WaveDag).first_card()
             if card is not None:
                 card.focus()
+        elif tab == "costs":
+            self.query_one(CostPanel).focus()
+        else:
+            self.query_one(EventLog).focus_log()
 
     @on(TabbedContent.TabActivated)
     async def _tab_changed(self) -> None:
@@ -312,6 +372,15 @@ class TaskScreen(Screen[None]):
         module = self.query_one(WaveDag).focused_module
         self.app.push_screen(OutputScreen(self.ctx, self.task_id, module or DELIVERABLE))
 
+    def action_transcript(self) -> None:
+        from .transcript import TranscriptScreen
+
+        module = self.query_one(WaveDag).focused_module
+        if module is None:
+            self.notify("focus a module card first (arrows or tab)")
+            return
+        self.app.push_screen(TranscriptScreen(self.model, module))
+
     def action_draft(self) -> None:
         from .output import OutputScreen
 
@@ -324,6 +393,26 @@ class TaskScreen(Screen[None]):
 
     def action_filter(self) -> None:
         self.query_one(EventLog).focus_filter()
+
+    def action_copy_link(self) -> None:
+        url = (self.model.launch or {}).get("url")
+        if url:
+            self.app.copy_to_clipboard(str(url))
+            self.notify(f"copied: {url}", title="Launch link", markup=False)
+
+    def action_view_deliverable(self) -> None:
+        """Hand the terminal to the user's editor or pager on the deliverable, then come back."""
+        path = self.model.deliverable_path
+        if not path:
+            return
+        argv = viewer(path, dict(os.environ))
+        try:
+            with self.app.suspend():
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.notify(f"this terminal cannot be handed over: open {path}", markup=False)
+        except OSError as err:
+            self.notify(f"{argv[0]}: {err.strerror}; open {path}", severity="error", markup=False)
 
     def action_cancel_task(self) -> None:
         def confirmed(yes: bool | None) -> None:
@@ -341,7 +430,9 @@ class TaskScreen(Screen[None]):
                 self.task_id, reason="cancelled from the TUI", actor=self.ctx.actor
             )
         except AgentfirmError as err:
-            self.notify(str(err), title="Not cancelled", severity="error", timeout=10, markup=False)
+            self.notify(
+                for_tui(str(err)), title="Not cancelled", severity="error", timeout=10, markup=False
+            )
 
     def on_module_card_focused(self, message: ModuleCard.Focused) -> None:
         dag = self.query_one(WaveDag)

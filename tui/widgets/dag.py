@@ -1,6 +1,7 @@
-"""The wave DAG: one column per dependency level, one card per module (state, tier, provider,
-cost, elapsed). Running cards spin; the focused card's dependencies and dependents are
-highlighted and listed under the graph."""
+"""The wave DAG: one column per dependency level, one card per module (state, attempts,
+elapsed, tier, model, spent and — while it runs, when the daemon tells — reserved). Running
+cards spin; the focused card's dependencies and dependents are highlighted and listed under the
+graph."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from textual.widgets import Label, Static
 
 from ..fmt import MODULE_ICON, MODULE_STYLE, SPINNER, TIER_SHORT, clip, elapsed, usd
 from ..model import ModuleView, TaskModel
+from ..wording import for_tui
 
 _STATES = ("pending", "running", "done", "failed", "skipped")
+_INNER = 20
+"""A card's text width: its 24 columns less the border and padding (``ModuleCard`` CSS)."""
 EMPTY = "No modules yet: the plan appears here once it is made."
 
 
@@ -60,6 +64,8 @@ class ModuleCard(Static, can_focus=True):
             icon,
             module.tier,
             module.provider,
+            module.model,
+            module.reserved_usd,
             module.cost_usd,
             took,
             module.attempts,
@@ -74,13 +80,17 @@ class ModuleCard(Static, can_focus=True):
         style = MODULE_STYLE.get(module.status, "")
         text = Text(f"{icon} {module.status}", style=style)
         if module.attempts > 1:
-            text.append(f"  try {module.attempts}", style="yellow")
-        text.append("\n")
-        text.append(TIER_SHORT.get(module.tier, module.tier), style="cyan")
-        text.append(f" · {clip(module.provider or '—', 12)}\n", style="dim")
-        text.append(usd(module.cost_usd) if module.cost_usd or module.status == "done" else "—")
+            text.append(f" try {module.attempts}", style="yellow")
         if took:
-            text.append(f"  ⏱ {took}", style="dim")
+            text.append(f" ⏱ {took}", style="dim")
+        text.append("\n")
+        tier = TIER_SHORT.get(module.tier, module.tier)
+        text.append(tier, style="cyan")
+        model = clip(module.model or module.provider or "—", max(4, _INNER - len(tier) - 3))
+        text.append(f" · {model}\n", style="dim")
+        text.append(usd(module.cost_usd) if module.cost_usd or module.status == "done" else "—")
+        if module.reserved_usd is not None and module.status == "running":
+            text.append(f" held {usd(module.reserved_usd)}", style="yellow")
         self.update(text, layout=False)  # a card's size is fixed: no reflow
 
     def on_focus(self) -> None:
@@ -203,5 +213,5 @@ def dependency_line(model: TaskModel, module_id: str | None) -> Text:
     if module.model:
         text.append(f"  model {module.model}", style="dim")
     if module.error:
-        text.append(f"  error: {clip(module.error, 80)}", style="red")
+        text.append(f"  error: {clip(for_tui(module.error), 80)}", style="red")
     return text

@@ -10,7 +10,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, RichLog
 
+from agentfirm.domain.notices import notice_text
+
 from ..fmt import STATUS_STYLE, clip, parse_time, usd
+from ..wording import for_tui
 
 _TYPE_STYLE = {
     "task": "magenta",
@@ -21,7 +24,24 @@ _TYPE_STYLE = {
     "build": "blue",
     "draft": "bold blue",
     "quality": "blue",
+    "runner": "bold blue",
+    "provider": "bold red",
 }
+
+
+def _tool_outcome(p: dict[str, Any]) -> str:
+    """What became of a tool call, in a word or two (as the transcript says it)."""
+    if p.get("simulated"):
+        return "simulated"
+    if p.get("denied"):
+        return "denied"
+    if p.get("interrupted"):
+        return "interrupted by a crash: not run again"
+    if p.get("malformed"):
+        return "invalid arguments"
+    if p.get("is_error"):
+        return "error"
+    return f"{len(str(p.get('content', '')))} chars"
 
 
 def summary(event: dict[str, Any]) -> str:
@@ -29,7 +49,7 @@ def summary(event: dict[str, Any]) -> str:
     kind = str(event.get("type", ""))
     p: dict[str, Any] = event.get("payload") or {}
     if kind == "task.transition":
-        reason = f" ({clip(str(p['reason']), 60)})" if p.get("reason") else ""
+        reason = f" ({clip(for_tui(str(p['reason'])), 60)})" if p.get("reason") else ""
         return f"{p.get('from')} → {p.get('to')}{reason}"
     if kind == "cost.updated":
         return f"{usd(p.get('cost_usd'))} {p.get('tier', '')} {p.get('model', '')} · spent " + usd(
@@ -39,13 +59,20 @@ def summary(event: dict[str, Any]) -> str:
         return f"attempt {p.get('attempt', 1)} · {p.get('tier', '')}"
     if kind == "module.completed":
         return f"{usd(p.get('cost_usd'))} · {p.get('provider', '')} {p.get('model', '')}"
+    if kind == "task.result" and p.get("error"):  # the daemon stopped driving it, and why
+        return f"stopped: {for_tui(str(p['error']))}"
     if kind in ("module.failed", "module.retrying"):
-        return clip(str(p.get("error", "")), 80)
+        return clip(for_tui(str(p.get("error", ""))), 80)
+    if kind == "runner.launched":
+        return f"{p.get('runner', '')} run {p.get('run_id', '')} {p.get('url') or ''}".strip()
     if kind == "approval.requested":
         return f"{p.get('kind')}: {clip(str(p.get('question', '')), 80)}"
     if kind == "approval.decided":
         notes = f": {clip(str(p['notes']), 50)}" if p.get("notes") else ""
         return f"{p.get('kind')} {p.get('decision')} by {p.get('actor')}{notes}"
+    notice = notice_text(kind, p)
+    if notice is not None:  # a refused key, an overrun: said as everywhere else
+        return notice
     if kind == "budget.exceeded":
         return f"spent {usd(p.get('spent_usd'))} of {usd(p.get('ceiling_usd'))}, needs " + usd(
             p.get("needed_usd")
@@ -56,6 +83,18 @@ def summary(event: dict[str, Any]) -> str:
         return f"{p.get('passed', 0)} passed, {p.get('failed', 0)} failed"
     if kind == "build.started":
         return f"{len(p.get('waves') or [])} waves"
+    if kind == "model.turn":
+        asks = ", ".join(str(c.get("name")) for c in p.get("tool_calls") or [])
+        said = f" · asks {asks}" if asks else " · answered"
+        return f"turn {p.get('turn')} · {usd(p.get('cost_usd'))} {p.get('model', '')}{said}"
+    if kind == "model.turn.sent":
+        return f"turn {p.get('turn')} · asked, awaiting the answer"
+    if kind == "model.turn.lost":
+        return f"turn {p.get('turn')} · no answer: {clip(for_tui(str(p.get('note', ''))), 70)}"
+    if kind == "tool.started":
+        return f"{p.get('tool')} · running (turn {p.get('turn')})"
+    if kind == "tool.called":
+        return f"{p.get('tool')} {clip(str(p.get('arguments', '')), 50)} ({_tool_outcome(p)})"
     return clip(", ".join(f"{k}={v}" for k, v in p.items()), 80)
 
 
@@ -144,3 +183,15 @@ class EventLog(Vertical):
 
     def focus_filter(self) -> None:
         self.query_one("#event-filter", Input).focus()
+
+    @property
+    def filtering(self) -> bool:
+        """The filter box has focus (Esc leaves it, rather than the screen)."""
+        return self.screen.focused is self.query_one("#event-filter", Input)
+
+    def leave_filter(self) -> None:
+        """Back to the log, the filter kept."""
+        self.focus_log()
+
+    def focus_log(self) -> None:
+        self.query_one(RichLog).focus()

@@ -77,6 +77,7 @@ def build_providers(
             get_secret=get_secret,
             base_url=env.get("OPENAI_BASE_URL") or None,
             key_ttl_s=KEY_TTL_S,
+            store_calls=settings.openai_store,
         )
     if has_key("gemini"):
         providers["gemini"] = GeminiProvider(

@@ -17,6 +17,7 @@ from agentfirm.router.errors import (
     FatalProviderError,
     ProviderAuthError,
     ProviderError,
+    ProviderTimeout,
     RetryableProviderError,
 )
 
@@ -242,8 +243,8 @@ def status_error(
     return FatalProviderError(f"{provider} refused the request ({status}): {detail}", status=status)
 
 
-def timed_out(provider: str, timeout_s: float) -> RetryableProviderError:
-    return RetryableProviderError(f"{provider} did not answer within {timeout_s:g}s")
+def timed_out(provider: str, timeout_s: float) -> ProviderTimeout:
+    return ProviderTimeout(f"{provider} did not answer within {timeout_s:g}s")
 
 
 def connection_failed(provider: str, exc: BaseException) -> RetryableProviderError:

@@ -9,6 +9,12 @@ Web search: a free-text request that allows it (``ProviderRequest.web_search``) 
 server tool ``web_search_20250305``; the answer's web citations are appended to its text. A
 structured request never searches: its forced output tool would be the model's first and only
 move.
+
+Tools: each ``ToolSpec`` becomes a client tool; an assistant message's tool calls become
+``tool_use`` blocks and a ``tool`` message's results one user turn of ``tool_result`` blocks. With
+tools and an output schema the output tool is offered beside them and the model must use one of
+them (``tool_choice: any``): it either asks for tools or records its answer. With web search too
+the choice is left to the model, which may search first.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from agentfirm.domain.tools import ToolCall, ToolSpec
 from agentfirm.router.base import Message, ProviderRequest, ProviderResponse, Usage
 from agentfirm.router.providers._common import (
     SdkProvider,
@@ -65,6 +72,45 @@ def _block(message: Message, cached: bool) -> dict[str, Any]:
     return block
 
 
+def _turn(message: Message, cached: bool) -> dict[str, Any]:
+    """One user or assistant turn; tool calls become ``tool_use`` blocks, tool results
+    ``tool_result`` blocks of a user turn."""
+    if message.role == "tool":
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "tool_result",
+                "tool_use_id": r.call_id,
+                "content": r.content,
+                "is_error": r.is_error,
+            }
+            for r in message.tool_results
+        ]
+        if cached and blocks:
+            blocks[-1]["cache_control"] = dict(_EPHEMERAL)
+        return {"role": "user", "content": blocks}
+    if message.tool_calls:
+        blocks = [_block(message, cached)] if message.content else []
+        blocks += [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments or {}}
+            for c in message.tool_calls
+        ]
+        return {"role": message.role, "content": blocks}
+    content: Any = [_block(message, cached)] if cached else message.content
+    return {"role": message.role, "content": content}
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    return {"name": spec.name, "description": spec.description, "input_schema": spec.input_schema}
+
+
+def _output_tool(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": OUTPUT_TOOL,
+        "description": "Record your answer: one object matching the input schema.",
+        "input_schema": schema,
+    }
+
+
 def request_params(request: ProviderRequest) -> dict[str, Any]:
     """The ``messages.create`` arguments for ``request`` (timeout aside)."""
     breakpoints = cache_breakpoints(request.messages)
@@ -75,8 +121,7 @@ def request_params(request: ProviderRequest) -> dict[str, Any]:
         if message.role == "system":
             system.append(_block(message, cached))
         else:
-            content: Any = [_block(message, cached)] if cached else message.content
-            turns.append({"role": message.role, "content": content})
+            turns.append(_turn(message, cached))
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
@@ -84,14 +129,17 @@ def request_params(request: ProviderRequest) -> dict[str, Any]:
     }
     if system:
         params["system"] = system
-    if request.output_schema is not None:
-        params["tools"] = [
-            {
-                "name": OUTPUT_TOOL,
-                "description": "Record your answer: one object matching the input schema.",
-                "input_schema": request.output_schema,
-            }
-        ]
+    if request.tools:
+        tools = [_tool(spec) for spec in request.tools]
+        if request.web_search:
+            tools.append(dict(WEB_SEARCH_TOOL))
+        if request.output_schema is not None:
+            tools.append(_output_tool(request.output_schema))
+            if not request.web_search:
+                params["tool_choice"] = {"type": "any"}
+        params["tools"] = tools
+    elif request.output_schema is not None:
+        params["tools"] = [_output_tool(request.output_schema)]
         params["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
     elif request.web_search:
         params["tools"] = [dict(WEB_SEARCH_TOOL)]
@@ -122,6 +170,32 @@ def _with_citations(block: TextBlock) -> str:
     return block.text + (" (" + "; ".join(links) + ")" if links else "")
 
 
+def tool_calls_of(message: AnthropicMessage) -> tuple[ToolCall, ...]:
+    """The client tools the model asked for (the output tool is the answer, not a call). An
+    input that is not an object is kept raw, for the caller to ask for a repair."""
+    calls = []
+    for block in message.content:
+        if block.type == "tool_use" and block.name != OUTPUT_TOOL:
+            raw = json.dumps(block.input, ensure_ascii=False)
+            arguments = block.input if isinstance(block.input, dict) else None
+            calls.append(ToolCall(block.id, block.name, arguments, raw))
+    return tuple(calls)
+
+
+def sources_of(message: AnthropicMessage) -> tuple[str, ...]:
+    """Every web page the reply's text cites, as markdown links: a structured answer (the
+    forced tool's input) cannot carry the citations of the text said before it."""
+    return tuple(
+        markdown_links(
+            (c.title, c.url)
+            for block in message.content
+            if block.type == "text"
+            for c in block.citations or ()
+            if c.type == "web_search_result_location"
+        )
+    )
+
+
 def text_of(message: AnthropicMessage) -> str:
     """The forced tool call's input as JSON when there is one, else the text blocks (with their
     web citations, after a search)."""
@@ -139,7 +213,10 @@ class AnthropicProvider(SdkProvider["AsyncAnthropic"]):
     sdk_module = "anthropic"
     key_names = KEY_NAMES
     writes_cache = True
-    max_web_searches = MAX_WEB_SEARCHES
+
+    def max_web_searches(self, model: str) -> int:
+        """Every Claude model has the search tool; ``max_uses`` bounds it."""
+        return MAX_WEB_SEARCHES
 
     def _new_client(self, key: str) -> AsyncAnthropic:
         from anthropic import AsyncAnthropic
@@ -170,7 +247,13 @@ class AnthropicProvider(SdkProvider["AsyncAnthropic"]):
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
             raise malformed(NAME, exc) from exc
         try:
-            return ProviderResponse(text_of(reply), usage_of(reply.usage), reply.model)
+            return ProviderResponse(
+                text_of(reply),
+                usage_of(reply.usage),
+                reply.model,
+                tool_calls_of(reply),
+                sources_of(reply),
+            )
         except (AttributeError, TypeError, ValueError) as exc:
             # The SDK builds a 200's reply without checking its shape: one missing its content
             # or usage fails only here, and is as malformed as a body cut short.

@@ -6,6 +6,10 @@ string starts with ``[simulated]`` — so a stitched document reads plausibly an
 simulation. It drives the demo, dry-run cost estimates and users' own persona tests. It has no
 web search: ``ProviderRequest.web_search`` is ignored, so offline research works from the task's
 attached documents alone.
+
+Tools: offered tools and no tool result yet in the chat, it asks for one tool call (the first tool
+without side effects, arguments generated from its schema) so the agent loop runs for real in the
+demo; once a result is in the chat it answers.
 """
 
 from __future__ import annotations
@@ -21,8 +25,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentfirm.domain.tools import ToolCall, ToolSpec
 from agentfirm.router.base import Message, ProviderRequest, ProviderResponse, Usage
-from agentfirm.router.tokens import CHARS_PER_TOKEN, estimate_messages, estimate_tokens
+from agentfirm.router.tokens import (
+    CHARS_PER_TOKEN,
+    estimate_messages,
+    estimate_tokens,
+    estimate_tools,
+)
 
 MARK = "[simulated]"
 
@@ -325,6 +335,27 @@ def _formatted(fmt: Any, text: _Text, rng: random.Random) -> str | None:
     return None
 
 
+def _tool_call(
+    request: ProviderRequest, words: list[str], seed: int, digest: bytes
+) -> ToolCall | None:
+    """The one tool call a simulated model makes before answering: none once any tool result is
+    in the chat, or when no offered tool is free of side effects."""
+    if any(m.role == "tool" for m in request.messages):
+        return None
+    spec: ToolSpec | None = next((t for t in request.tools if not t.side_effects), None)
+    if spec is None:
+        return None
+    rng = random.Random(seed)
+    # Required arguments only: a simulated call asks for what the tool needs, nothing more.
+    arguments = _Generator(spec.input_schema, _Text(words, rng), _SIZES[-1], rng).value(
+        spec.input_schema
+    )
+    if not isinstance(arguments, dict):
+        arguments = {}
+    raw = json.dumps(arguments, ensure_ascii=False)
+    return ToolCall(f"sim_{digest[:6].hex()}", spec.name, arguments, raw)
+
+
 def _paragraph(text: _Text, max_tokens: int) -> str:
     body = f"**{MARK}** Notes on {' '.join(text.take(4))}. " + text.prose(40).removeprefix(
         f"{MARK} "
@@ -365,12 +396,20 @@ class OfflineProvider:
         await self._sleep(self.latency_for(request) / 1000)
         seed = int.from_bytes(digest[:8], "big")
         words = _topic_words(request.messages)
+        call = _tool_call(request, words, seed, digest)
+        if call is not None:
+            text = f"{MARK} Looking this up with {call.name} first."
+            usage = Usage(
+                input_tokens=estimate_messages(request.messages) + estimate_tools(request.tools),
+                output_tokens=min(estimate_tokens(text + call.raw_arguments), request.max_tokens),
+            )
+            return ProviderResponse(text, usage, request.model, (call,))
         if request.output_schema is None:
             reply = _paragraph(_Text(words, random.Random(seed)), request.max_tokens)
         else:
             reply = self._structured(request.output_schema, words, seed, request.max_tokens)
         usage = Usage(
-            input_tokens=estimate_messages(request.messages),
+            input_tokens=estimate_messages(request.messages) + estimate_tools(request.tools),
             output_tokens=min(estimate_tokens(reply), request.max_tokens),
         )
         return ProviderResponse(text=reply, usage=usage, model=request.model)

@@ -1,0 +1,1 @@
+"""The daemon API as its clients see it: wire shapes, the clients, the JSON views."""

@@ -1,0 +1,2 @@
+"""The command line: the typer app, its output layer, terminal prompts, and one module per command
+group under ``commands/``."""

@@ -1,0 +1,1 @@
+"""The words every part shares: models, the task lifecycle, cost summaries."""

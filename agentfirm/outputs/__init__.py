@@ -1,0 +1,1 @@
+"""Output types: their JSON schemas and their Markdown views."""

@@ -1,0 +1,294 @@
+"""SIGKILL a tool-using module at random points, ten times, then let it finish: no answered
+model turn is asked again (counted at the provider fake), no tool call runs twice (counted at
+the MCP server), and what the crashes cut off is in the transcript and on the ledger.
+
+The module asks, in turn 1, for a read-only call and a side-effecting one at once, then answers
+in turn 2. The kill points, drawn at random (the seed is in every failure message;
+``AGENTFIRM_CRASH_SEED`` replays one) and taken in the order the work reaches them: right after
+any journal mark (a turn about to be asked or answered, a tool call started or finished), while
+the provider holds a turn's request, and inside either tool after it took effect. The process is
+killed with SIGKILL, so nothing of its own clean-up runs. Children are forked from a
+``forkserver`` that imported the child's code once: each starts in a fraction of a second.
+
+With ``openai_store`` on, the fake keeps each answer on receipt, as OpenAI does, and a kill while
+the provider holds a turn comes once it has answered: the resumed run takes that answer from the
+provider's record instead of asking again, so each turn reaches the provider exactly once, and
+its ledger row is booked at what it cost, once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentfirm.build_master.journal import STARTED, TOOL, TURN, TURN_SENT, transcript
+from agentfirm.bus.sqlite_log import SQLiteLogBus
+from agentfirm.domain.models import ModuleSpec, Plan, TaskSpec
+from agentfirm.store.sqlite import SQLiteStore
+from tests.fakes.http_fake import Recorded, Reply, running
+from tests.fakes.openai_fake import OpenAIFake
+from tests.fakes.routing import funded_task
+from tests.integration.test_mcp_tools import _free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+
+NOTES = {"summary": "noted", "findings": [{"claim": "c", "evidence": "e", "source": "s"}]}
+NOTES["open_questions"] = []
+CHILD = "tests.integration.tools_crash_child"
+TOOLS = {"c1": "read_price", "c2": "write_note"}
+"""Turn 1's calls, in the order they run."""
+
+
+@dataclass
+class Crashes:
+    """What the test process shares with its fakes: the running child, where it is to die, and
+    what the provider and the MCP server saw."""
+
+    stored: bool = False
+    """``openai_store`` on: a turn held at the provider is answered (and kept) before the kill."""
+    child: BaseProcess | None = None
+    kill_at_turn: int | None = None
+    kill_on_receipt: bool = False
+    """Kill the child once the fake has billed and kept the answer it is about to send."""
+    kill_in_tool: str | None = None
+    asked: Counter[int] = field(default_factory=Counter)
+    answered: Counter[int] = field(default_factory=Counter)
+    tool_runs: Counter[str] = field(default_factory=Counter)
+
+    def kill(self) -> None:
+        """SIGKILL the child and wait until it is gone, so nothing reaches it alive."""
+        assert self.child is not None
+        assert self.child.pid is not None
+        os.kill(self.child.pid, signal.SIGKILL)
+        wait([self.child.sentinel], timeout=30)
+
+
+class Provider:
+    """Turn 1 asks for both tools at once; turn 2 (tool results in the chat) answers."""
+
+    def __init__(self, fake: OpenAIFake, crashes: Crashes) -> None:
+        self.fake = fake
+        self.crashes = crashes
+
+    def __call__(self, request: Recorded) -> Reply:
+        body: dict[str, Any] = request.body
+        turn = 2 if any(m.get("role") == "tool" for m in body.get("messages", [])) else 1
+        self.crashes.asked[turn] += 1
+        if turn == self.crashes.kill_at_turn and self.crashes.stored:
+            self.crashes.kill_on_receipt = True  # answered: killed once the answer is kept
+        elif turn == self.crashes.kill_at_turn:
+            self.crashes.kill()
+            return Reply(reset=True)
+        self.crashes.answered[turn] += 1
+        if turn == 1:
+            return self.fake.tool_calls(
+                ("c1", "notes__read_price", {"product": "KW-9"}),
+                ("c2", "notes__write_note", {"text": "KW-9 noted"}),
+            )(request)
+        return self.fake.structured(NOTES)(request)
+
+
+class KeepingFake(OpenAIFake):
+    """The OpenAI fake, killing the child right after it billed and kept an answer when told to:
+    the answer is then on record, and never read."""
+
+    def __init__(self, crashes: Crashes) -> None:
+        super().__init__()
+        self.crashes = crashes
+
+    def _received(self, request: Recorded, reply: Reply) -> None:
+        super()._received(request, reply)
+        if self.crashes.kill_on_receipt:
+            self.crashes.kill_on_receipt = False
+            self.crashes.kill()
+
+
+@pytest.fixture(params=[False, True], ids=["asked-again", "openai-store"])
+def crashes(request: pytest.FixtureRequest) -> Crashes:
+    return Crashes(stored=request.param)
+
+
+@pytest.fixture
+def mcp_url(crashes: Crashes) -> Iterator[str]:
+    """A streamable-HTTP MCP server in this process: ``read_price`` (read-only) and
+    ``write_note`` (it changes things); each counts its runs and kills the child after its
+    effect when told to."""
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+    from mcp_types import ToolAnnotations
+
+    server = MCPServer("notes")
+
+    def ran(name: str) -> None:
+        crashes.tool_runs[name] += 1
+        if crashes.kill_in_tool == name:
+            crashes.kill()
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def read_price(product: str) -> str:
+        """A product's list price."""
+        ran("read_price")
+        return f"{product}: EUR 1,180"
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True, read_only_hint=False))
+    def write_note(text: str) -> str:
+        """Append a note to the shared notebook."""
+        ran("write_note")
+        return "written"
+
+    port = _free_port()
+    web = uvicorn.Server(
+        uvicorn.Config(
+            server.streamable_http_app(), host="127.0.0.1", port=port, log_level="critical"
+        )
+    )
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    while not web.started:
+        threading.Event().wait(0.02)
+    yield f"http://127.0.0.1:{port}/mcp"
+    web.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def fake(crashes: Crashes) -> Iterator[OpenAIFake]:
+    with running(KeepingFake(crashes)) as server:
+        server.respond_with(Provider(server, crashes))
+        yield server
+
+
+Point = tuple[str, Any]
+"""``("event", [type, turn, call_id])``: die right after that journal mark; ``("provider",
+turn)``: while the provider holds that turn; ``("tool", name)``: inside the tool."""
+
+
+def draw(rng: random.Random, kills: int = 10, *, stored: bool = False) -> list[Point]:
+    """``kills`` points in the order a run reaches them. The points of an ask (its "sent" mark,
+    the provider holding it) are reached again after a crash there, so they may repeat; the
+    others come at most once, and a tool is cut off right after its start mark or inside it,
+    not both. ``stored``: once the provider held an ask, its answer is on record and the turn is
+    not asked again, so that point comes at most once per turn, after its "sent" marks."""
+    middle: list[Point] = []
+    if rng.random() < 0.5:
+        middle.append(("event", [TURN, 1, None]))
+    for call_id, tool in TOOLS.items():
+        cut = rng.choice(["start", "inside", None])
+        if cut == "start":
+            middle.append(("event", [STARTED, 1, call_id]))
+        elif cut == "inside":
+            middle.append(("tool", tool))
+        if rng.random() < 0.5:
+            middle.append(("event", [TOOL, 1, call_id]))
+    end: list[Point] = [("event", [TURN, 2, None])] if rng.random() < 0.5 else []
+    left = kills - len(middle) - len(end)
+    first = rng.randint(0, left)
+
+    def asks(turn: int, count: int) -> list[Point]:
+        sent: Point = ("event", [TURN_SENT, turn, None])
+        points = [rng.choice([sent, ("provider", turn)]) for _ in range(count)]
+        if stored and ("provider", turn) in points:
+            points = [*[sent] * (count - 1), ("provider", turn)]
+        return points
+
+    return [*asks(1, first), *middle, *asks(2, left - first), *end]
+
+
+async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
+    store: SQLiteStore, fake: OpenAIFake, crashes: Crashes, mcp_url: str, tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("AGENTFIRM_CRASH_SEED") or random.randrange(10**6))
+    points = draw(random.Random(seed), stored=crashes.stored)
+    why = f"seed {seed}, kills {points}"
+    task_id = await funded_task(store)
+    module = ModuleSpec(id="notes", brief="Note the price.", tools=["mcp:notes"], max_turns=3)
+    spec = TaskSpec(
+        task_id=task_id, request="r", persona="p", plan=Plan(modules=[module]), budget_nano=10**9
+    )
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([CHILD])
+    from tests.integration.tools_crash_child import run
+
+    def run_child(point: Point | None) -> int | None:
+        kind, where = point or (None, None)
+        crashes.kill_at_turn = where if kind == "provider" else None
+        crashes.kill_in_tool = where if kind == "tool" else None
+        config = {
+            "db": str(store.path),
+            "bus": str(tmp_path / "bus.db"),
+            "url": f"{fake.url}/v1",
+            "mcp": mcp_url,
+            "die_after": where if kind == "event" else None,
+            "store": crashes.stored,
+            "spec": spec.model_dump_json(),
+        }
+        crashes.child = child = context.Process(target=run, args=(config,))
+        child.start()
+        child.join(timeout=60)
+        return child.exitcode
+
+    codes = [run_child(point) for point in points]
+    assert codes == [-signal.SIGKILL] * 10, why
+    assert run_child(None) == 0, why
+
+    # No answered turn was asked again: a turn is asked once more for each kill that cut off
+    # its answer at the provider, never after it was answered; with the answer on record, never.
+    at_provider = Counter(where for kind, where in points if kind == "provider")
+    assert crashes.answered == Counter({1: 1, 2: 1}), why
+    again = Counter() if crashes.stored else at_provider
+    assert crashes.asked == Counter({1: 1 + again[1], 2: 1 + again[2]}), why
+    # No tool call ran twice. One cut off by a crash (inside, or right after its start mark) was
+    # not run again: the model was told, and the transcript shows it interrupted.
+    inside = {where for kind, where in points if kind == "tool"}
+    at_start = {
+        TOOLS[where[2]] for kind, where in points if kind == "event" and where[0] == STARTED
+    }
+    assert crashes.tool_runs == Counter({t: 1 for t in TOOLS.values() if t not in at_start}), why
+    bus = SQLiteLogBus(tmp_path / "bus.db")
+    await bus.open()
+    entries = transcript(await bus.replay(task_id))
+    await bus.close()
+    interrupted = {e["tool"] for e in entries if e["kind"] == "tool" and e["interrupted"]}
+    assert interrupted == {f"notes__{t}" for t in inside | at_start}, why
+    assert sum(e["kind"] == "tool" for e in entries) == 2, why
+    # Every ask a crash cut off is in the transcript; each that reached the provider is on the
+    # ledger at its reservation (an upper bound), and the two answered turns at their price.
+    cut = again + Counter(
+        where[1] for kind, where in points if kind == "event" and where[0] == TURN_SENT
+    )
+    assert Counter(e["turn"] for e in entries if e["kind"] == "lost") == cut, why
+    recovered = Counter(e["turn"] for e in entries if e["kind"] == "model" and e.get("recovered"))
+    assert recovered == (at_provider if crashes.stored else Counter()), why
+    rows = await store.list_ledger(task_id)
+    if crashes.stored:
+        # Each answer taken from the record is on the ledger at what it cost, booked once: the
+        # ledger is the provider's bill, token for token.
+        billed = fake.bill.items
+        assert (
+            Counter(r.outcome for r in rows)
+            == Counter(ok=2 - at_provider.total(), cancelled=at_provider.total()) - Counter()
+        ), why
+        assert not any(r.upper_bound for r in rows), why
+        assert sum(r.input_tokens for r in rows) == sum(b.input_tokens for b in billed), why
+        assert sum(r.output_tokens for r in rows) == sum(b.output_tokens for b in billed), why
+        spent = (await store.get_budget(task_id)).spent_nano
+        assert spent == sum(r.cost_nano for r in rows), why
+        [artifact] = (await store.latest_artifacts(task_id)).values()
+        assert artifact.content == NOTES
+        return
+    outcomes = Counter(r.outcome for r in rows)
+    assert outcomes == Counter(ok=2, cancelled=at_provider.total()) - Counter(), why
+    assert all(r.cost_nano > 0 for r in rows), why
+    [artifact] = (await store.latest_artifacts(task_id)).values()
+    assert artifact.content == NOTES

@@ -1,0 +1,142 @@
+"""A call whose answer a crash cut off, handed back to the router (``recover``): where the
+provider kept the answer it is taken, checked as a live one and booked once, and nothing is asked
+again; where it kept none, the call is asked again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from agentfirm.domain.models import LedgerEntry
+from agentfirm.ids import new_id
+from agentfirm.router.base import ProviderRequest, ProviderResponse, SentCall, Usage
+from agentfirm.router.reconcile import KEPT_PREFIX
+from agentfirm.store.sqlite import SQLiteStore
+from tests.unit.test_router import (
+    ALPHA,
+    MESSAGES,
+    SCHEMA,
+    ScriptedProvider,
+    funded_task,
+    make_router,
+    reply,
+    store,
+)
+
+__all__ = ["store"]
+
+WORST = 5_000_000
+"""What the dead attempt reserved, and was booked at when its task was taken over."""
+
+
+class KeepingProvider(ScriptedProvider):
+    """Keeps a record of its calls, as OpenAI does with ``openai_store``: ``kept`` by call id."""
+
+    def __init__(self, name: str, script: list[ProviderResponse]) -> None:
+        super().__init__(name, list(script))
+        self.kept: dict[str, ProviderResponse] = {}
+
+    def keeps_record(self, request: ProviderRequest) -> bool:
+        return True
+
+    async def lookup_usage(self, call_ids: Sequence[str]) -> Mapping[str, Usage]:
+        return {c: self.kept[c].usage for c in call_ids if c in self.kept}
+
+    async def lookup_response(
+        self, call_id: str, request: ProviderRequest
+    ) -> ProviderResponse | None:
+        return self.kept.get(call_id)
+
+
+async def _cut_off(store: SQLiteStore, task_id: str) -> SentCall:
+    """An attempt a dead process left in flight, booked "≤" at its reservation by the takeover."""
+    call_id = new_id(KEPT_PREFIX)
+    row = LedgerEntry(
+        call_id=call_id,
+        task_id=task_id,
+        tier="execution",
+        provider=ALPHA.provider,
+        model=ALPHA.model,
+        outcome="cancelled",
+    )
+    assert await store.reserve(task_id, call_id, WORST, for_call=row)
+    assert await store.release_reservations(task_id) == 1
+    return SentCall(call_id, ALPHA.provider, ALPHA.model)
+
+
+async def test_a_cut_off_answer_the_provider_kept_is_taken_and_booked_once(
+    store: SQLiteStore,
+) -> None:
+    alpha = KeepingProvider("alpha", [])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    attempt = await _cut_off(store, task_id)
+    alpha.kept[attempt.call_id] = reply(json.dumps({"answer": "kept"}))
+
+    result = await router.call(
+        tier="execution",
+        messages=MESSAGES,
+        task_id=task_id,
+        output_schema=SCHEMA,
+        recover=attempt,
+    )
+
+    assert alpha.requests == []  # not asked again
+    assert result.data == {"answer": "kept"}
+    assert result.call_id == attempt.call_id
+    [row] = await store.list_ledger(task_id)
+    assert not row.upper_bound
+    assert (row.input_tokens, row.output_tokens) == (20, 10)
+    assert row.cost_nano == result.cost_nano < WORST
+    assert (await store.get_budget(task_id)).spent_nano == row.cost_nano
+    # A reconciliation after it finds nothing left to book: the row is not booked twice.
+    assert not await router.reconcile(task_id)
+    assert (await store.get_budget(task_id)).spent_nano == row.cost_nano
+
+
+async def test_an_answer_already_booked_by_reconciliation_is_not_booked_again(
+    store: SQLiteStore,
+) -> None:
+    alpha = KeepingProvider("alpha", [])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    attempt = await _cut_off(store, task_id)
+    alpha.kept[attempt.call_id] = reply(json.dumps({"answer": "kept"}))
+    assert (await router.reconcile(task_id)).found == 1
+    spent = (await store.get_budget(task_id)).spent_nano
+
+    result = await router.call(
+        tier="execution", messages=MESSAGES, task_id=task_id, output_schema=SCHEMA, recover=attempt
+    )
+
+    assert alpha.requests == []
+    assert result.data == {"answer": "kept"}
+    [row] = await store.list_ledger(task_id)
+    assert (await store.get_budget(task_id)).spent_nano == spent == row.cost_nano
+
+
+async def test_a_cut_off_call_the_provider_kept_no_record_of_is_asked_again(
+    store: SQLiteStore,
+) -> None:
+    alpha = KeepingProvider("alpha", [reply(json.dumps({"answer": "asked"}))])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    attempt = await _cut_off(store, task_id)
+    seen: list[SentCall] = []
+
+    async def sent(call: SentCall) -> None:
+        seen.append(call)
+
+    result = await router.call(
+        tier="execution",
+        messages=MESSAGES,
+        task_id=task_id,
+        output_schema=SCHEMA,
+        recover=attempt,
+        sent=sent,
+    )
+
+    assert len(alpha.requests) == 1
+    assert result.data == {"answer": "asked"}
+    # The new attempt was named before it left, under its own id.
+    assert [s.call_id for s in seen] == [result.call_id] != [attempt.call_id]
