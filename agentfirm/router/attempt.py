@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from agentfirm.router.base import (
     ProviderResponse,
     Sent,
     SentCall,
+    Usage,
     notify_nobody,
     web_search_allowance,
 )
@@ -70,6 +71,17 @@ class Served:
     cost_nano: int
     latency_ms: int
     simulated: bool
+
+
+def summed_usage(served: Sequence[Served]) -> Usage:
+    """The usage of every successful attempt of a call, added up."""
+    return Usage(
+        input_tokens=sum(s.response.usage.input_tokens for s in served),
+        cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
+        output_tokens=sum(s.response.usage.output_tokens for s in served),
+        cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
+        web_searches=sum(s.response.usage.web_searches for s in served),
+    )
 
 
 async def finish(work: Awaitable[_T]) -> _T:

@@ -28,6 +28,7 @@ from agentfirm.router.base import (
     Provider,
     ProviderRequest,
     ProviderResponse,
+    SentCall,
     Usage,
     notify_nobody,
 )
@@ -193,6 +194,25 @@ class Reconciler:
         if found or unbilled:
             log.info("ledger.reconciled", task_id=task_id, found=found, unbilled=unbilled)
         return Reconciled(found, unbilled, left), pending
+
+    async def recovered(
+        self, recover: SentCall, request: ProviderRequest, *, row: LedgerEntry
+    ) -> tuple[ProviderResponse, int] | None:
+        """The answer ``recover``'s provider kept for it (asked as ``request``) and its cost, its
+        row (``row``: the attempt's, cancelled) booked at its usage unless a reconciliation
+        booked it first; None when there is none to be had."""
+        provider = self._providers.get(recover.provider)
+        if not isinstance(provider, ResponseLookup) or not kept(recover.call_id):
+            return None
+        try:
+            response = await provider.lookup_response(recover.call_id, request)
+        except AgentfirmError as err:
+            log.warning("router.recover_failed", provider=recover.provider, error=str(err))
+            return None
+        if response is None:
+            return None
+        await self.book(row, response.usage)
+        return response, self._price(row, response.usage)
 
     async def book(self, row: LedgerEntry, usage: Usage) -> int:
         """Book the "≤" row ``row`` again at ``usage``; 1 when this did, 0 when it was exact

@@ -9,8 +9,6 @@ retry-after) before falling back — and repairs invalid structured output once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -19,9 +17,9 @@ import structlog
 
 from agentfirm.domain.calls import InFlight
 from agentfirm.domain.models import LedgerEntry, Tier
-from agentfirm.domain.tools import ToolCall, ToolSpec
-from agentfirm.errors import AgentfirmError, ConfigError
-from agentfirm.router.attempt import CANCEL_GRACE_S, Attempts, Served
+from agentfirm.domain.tools import ToolSpec
+from agentfirm.errors import ConfigError
+from agentfirm.router.attempt import CANCEL_GRACE_S, Attempts, Served, summed_usage
 from agentfirm.router.base import (
     CallResult,
     ChainEntry,
@@ -42,15 +40,14 @@ from agentfirm.router.errors import (
     SchemaError,
 )
 from agentfirm.router.health import Health
+from agentfirm.router.outgoing import redacted
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.reconcile import (
     Reconciled,
     Reconciler,
-    ResponseLookup,
-    kept,
     record_deadline,
 )
-from agentfirm.router.schema_output import Validators, parse_and_validate
+from agentfirm.router.schema_output import Validators, parse_and_validate, repair_prompt
 from agentfirm.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -64,24 +61,6 @@ _NO_PROVIDER_HINT = (
     "set a provider key (agentfirm secrets set ANTHROPIC_API_KEY), configure tiers, "
     "or run with --offline / AGENTFIRM_OFFLINE=1"
 )
-
-
-def _summed(served: Sequence[Served]) -> Usage:
-    """The usage of every successful attempt of a call, added up."""
-    return Usage(
-        input_tokens=sum(s.response.usage.input_tokens for s in served),
-        cached_input_tokens=sum(s.response.usage.cached_input_tokens for s in served),
-        output_tokens=sum(s.response.usage.output_tokens for s in served),
-        cache_write_tokens=sum(s.response.usage.cache_write_tokens for s in served),
-        web_searches=sum(s.response.usage.web_searches for s in served),
-    )
-
-
-def _repair_prompt(error: SchemaError) -> str:
-    return (
-        f"Your previous reply was not valid: {error.message}. Reply again with only the corrected "
-        "JSON object, matching the schema exactly."
-    )
 
 
 class Router:
@@ -283,7 +262,7 @@ class Router:
                 repair = [
                     *messages,
                     Message("assistant", served[0].response.text),
-                    Message("user", _repair_prompt(first)),
+                    Message("user", repair_prompt(first)),
                 ]
                 # The repair offers no tools: it asks for the answer, not for more work.
                 served.append(
@@ -311,7 +290,7 @@ class Router:
                     ) from second
         last = served[-1]
         # One attempt (the usual call): its usage as is; frozen, so it can be shared.
-        usage = last.response.usage if len(served) == 1 else _summed(served)
+        usage = last.response.usage if len(served) == 1 else summed_usage(served)
         return CallResult(
             call_id=last.call_id,
             tier=tier,
@@ -349,7 +328,7 @@ class Router:
         refused: list[str] = []
         served: Served | None = None
         try:
-            outgoing = tuple(self._redacted(m) for m in messages)
+            outgoing = redacted(messages, self._redact)
             open_circuits: list[ChainEntry] = []
             tried = False
             for entry in chain:
@@ -412,19 +391,9 @@ class Router:
     ) -> Served | None:
         """The answer ``recover``'s provider kept for it, its row booked at its usage (unless
         a reconciliation booked it first); None when there is none to be had."""
-        provider = self._providers.get(recover.provider)
-        if not isinstance(provider, ResponseLookup) or not kept(recover.call_id):
-            return None
         entry = ChainEntry(recover.provider, recover.model)
-        outgoing = tuple(self._redacted(m) for m in messages)
+        outgoing = redacted(messages, self._redact)
         request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
-        try:
-            response = await provider.lookup_response(recover.call_id, request)
-        except AgentfirmError as err:
-            log.warning("router.recover_failed", provider=entry.provider, error=str(err))
-            return None
-        if response is None:
-            return None
         row = LedgerEntry(
             call_id=recover.call_id,
             task_id=task_id,
@@ -434,9 +403,12 @@ class Router:
             model=entry.model,
             outcome="cancelled",
         )
-        await self._reconciler.book(row, response.usage)
-        cost = self._price_row(row, response.usage)
-        return Served(recover.call_id, entry, response, cost, 0, provider.simulated)
+        found = await self._reconciler.recovered(recover, request, row=row)
+        if found is None:
+            return None
+        response, cost = found
+        simulated = self._providers[entry.provider].simulated
+        return Served(recover.call_id, entry, response, cost, 0, simulated)
 
     async def _tell_refused(
         self,
@@ -475,35 +447,6 @@ class Router:
             timeout_s=self._timeout_s,
             tools=tools,
         )
-
-    def _redacted(self, message: Message) -> Message:
-        """``message`` with every registered secret scrubbed from what leaves the process: its
-        text, the arguments of its tool calls and the tool results it carries (a page a tool
-        fetched may quote a key)."""
-        content = self._redact(message.content)
-        if not message.tool_calls and not message.tool_results:
-            # The usual message; ``dataclasses.replace`` would cost more than the scrubbing.
-            if content == message.content:
-                return message
-            return dataclasses.replace(message, content=content)
-        calls = tuple(self._redacted_call(c) for c in message.tool_calls)
-        results = tuple(
-            dataclasses.replace(r, content=self._redact(r.content)) for r in message.tool_results
-        )
-        return dataclasses.replace(message, content=content, tool_calls=calls, tool_results=results)
-
-    def _redacted_call(self, call: ToolCall) -> ToolCall:
-        if call.arguments is None:
-            return dataclasses.replace(call, raw_arguments=self._redact(call.raw_arguments))
-        sent = json.dumps(call.arguments, ensure_ascii=False)
-        scrubbed = self._redact(sent)
-        if scrubbed == sent:
-            return call
-        try:
-            arguments = json.loads(scrubbed)
-        except ValueError:
-            arguments = None
-        return dataclasses.replace(call, arguments=arguments, raw_arguments=scrubbed)
 
     async def _try_entry(
         self,

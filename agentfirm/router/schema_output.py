@@ -166,3 +166,11 @@ def parse_and_validate(
         suffix = f" (and {more} more)" if more > 0 else ""
         raise SchemaError(f"the JSON does not match the schema: {shown}{suffix}")
     return value
+
+
+def repair_prompt(error: SchemaError) -> str:
+    """What a model is told when its reply did not match the schema: the repair's ask."""
+    return (
+        f"Your previous reply was not valid: {error.message}. Reply again with only the corrected "
+        "JSON object, matching the schema exactly."
+    )

@@ -176,3 +176,23 @@ def test_a_core_module_importing_a_front_end_is_caught(tmp_path: Path) -> None:
         ("router.py", "agentfirm.master.agent", "the router knows no agents"),
         ("store.py", "agentfirm.daemon", "the core never imports a front end"),
     ]
+
+
+MAX_MODULE_LINES = 500
+MAX_TOP_MODULES = 12
+
+
+def test_the_house_stays_readable() -> None:
+    """Issue 16's shape: no module over 500 lines, and ``agentfirm/`` opens on its packages
+    and at most a dozen modules of its own."""
+    long = sorted(
+        f"{path.relative_to(ROOT)}: {lines} lines"
+        for top in PACKAGE_DIRS.values()
+        for path in top.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    )
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by job):\n" + "\n".join(
+        long
+    )
+    top = sorted(p.name for p in PACKAGE_DIRS["agentfirm"].glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
