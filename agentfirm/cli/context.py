@@ -201,23 +201,21 @@ def with_app(
 
     def cut_off() -> None:
         """At the second Ctrl-C: the requests still in flight are cut off now — for sure, as
-        an HTTP client on its way may swallow the one cancellation asyncio's shutdown gives
-        each task (``runs.firmly``), and the call would then be waited for to its end."""
+        an HTTP client on its way may swallow a cancellation (``runs.firmly``), and the call
+        would then be waited for to its end. Done on the loop, not inside the signal handler,
+        which may have interrupted the loop anywhere."""
         from agentfirm.runs.firmly import cancel_until_done
 
-        requests = list(opened[0].in_flight.sent if opened else ())
-        for sent in requests:
-            sent.cancel()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # the loop is not running: its shutdown cancels what is left
             return
 
-        def keep_cutting() -> None:  # on the loop, not inside the signal handler
-            for sent in requests:
+        def cut() -> None:
+            for sent in list(opened[0].in_flight.sent if opened else ()):
                 cutting.add(loop.create_task(cancel_until_done(sent)))
 
-        loop.call_soon_threadsafe(keep_cutting)
+        loop.call_soon_threadsafe(cut)
 
     return run_async(_telling_interrupt(main(), told, cut_off=cut_off))
 
@@ -273,10 +271,10 @@ async def _telling_interrupt(
     told: Callable[[], None],
     cut_off: Callable[[], None] = lambda: None,
 ) -> T:
-    """Await ``coro`` with ``told`` called at the first Ctrl-C and ``cut_off`` at the second,
-    each before asyncio's own handler (which cancels the run at the first, and stops it at the
-    second). Called as the signal arrives: the run may take a while to wind down, and the user
-    should know why."""
+    """Await ``coro`` with ``told`` called at the first Ctrl-C, before asyncio's own handler
+    (which cancels the run), and ``cut_off`` instead of it at the second; a third is asyncio's,
+    which stops the loop where it is. Called as the signal arrives: the run may take a while to
+    wind down, and the user should know why."""
     import signal
     import threading
 
@@ -289,9 +287,12 @@ async def _telling_interrupt(
         return await coro  # asyncio installed no handler here to stand before
 
     def second(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, asyncios)  # any more go to asyncio alone
+        # Not on to asyncio's handler: at a second Ctrl-C it raises KeyboardInterrupt wherever
+        # the main thread is, and inside a loop callback that leaves a future unresolved for
+        # ever — the run then hangs as it shuts down. The run, cancelled at the first, unwinds
+        # once its calls are cut off; a third Ctrl-C is asyncio's, for a run that does not.
+        signal.signal(signal.SIGINT, asyncios)
         cut_off()
-        asyncios(signum, frame)
 
     def first(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, second)

@@ -112,7 +112,8 @@ off before then: a second cancel, a shutdown)."""
 
 
 def waited_out(sent: asyncio.Future[Any]) -> bool:
-    """Whether ``sent``, cancelled, was cancelled by ``answer`` at its deadline or grace."""
+    """Whether ``sent``, cancelled, was cancelled by ``answer`` at its deadline or grace. Ask
+    once: a cancelled task gives its cancellation's message to the first asker only."""
     try:
         sent.result()
     except asyncio.CancelledError as cancelled:
@@ -263,12 +264,17 @@ class Attempts:
             if sent.cancelled() or sent.exception() is not None:
                 exc = None if sent.cancelled() else sent.exception()
                 err: BaseException
-                if isinstance(exc, TimeoutError) or (exc is None and not abandoned):
+                # Asked once: a cancelled task gives its cancellation's message only once.
+                waited = exc is None and waited_out(sent)
+                if isinstance(exc, TimeoutError) or (waited and not abandoned):
                     err = ProviderTimeout(f"{entry.label} timed out after {request.timeout_s:g}s")
-                elif exc is None and waited_out(sent):
+                elif waited:
                     err = asyncio.CancelledError(f"no answer within {self._grace_s:g}s of a cancel")
                 elif exc is None:
+                    # Cut off by someone else (a second Ctrl-C, a shutdown), maybe before the
+                    # caller heard of the cancel on its way down: a stop, never retried.
                     err = asyncio.CancelledError("cut off unanswered by a second cancel")
+                    abandoned = True
                 else:
                     err = exc
                 if isinstance(err, RetryableProviderError):

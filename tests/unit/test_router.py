@@ -532,6 +532,41 @@ async def test_a_call_cancelled_in_flight_is_booked_as_answered_when_it_answers_
     assert (budget.spent_nano, budget.reserved_nano) == (row.cost_nano, 0)
 
 
+async def test_a_request_cut_off_before_its_caller_hears_of_the_cancel_is_not_a_timeout(
+    store: SQLiteStore,
+) -> None:
+    """A second Ctrl-C cuts the requests in flight off while the first one's cancellation may
+    still be on its way down to their callers. It used to be booked as a timeout — a failure
+    the router retries, sending the call again after the user stopped the run."""
+    from agentfirm.domain.calls import InFlight
+
+    task_id = await funded_task(store)
+    sent = asyncio.Event()
+
+    class Hanging(ScriptedProvider):
+        async def complete(self, request: ProviderRequest) -> ProviderResponse:
+            self.requests.append(request)
+            sent.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    in_flight = InFlight()
+    hanging = Hanging("alpha")
+    router = make_router(store, hanging, chain=(ALPHA,), sleep=Sleeps(), in_flight=in_flight)
+    running = asyncio.ensure_future(call(router, task_id, max_tokens=100))
+    await sent.wait()
+    for request in list(in_flight.sent):
+        request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        # A guard, not a bound: a retry would hang on this provider for ever.
+        await asyncio.wait_for(running, 10)
+
+    [row] = await store.list_ledger(task_id)
+    assert (row.outcome, row.upper_bound) == ("cancelled", True)
+    assert row.error == "CancelledError: cut off unanswered by a second cancel"
+    assert len(hanging.requests) == 1
+
+
 async def test_the_requests_in_flight_are_counted_while_they_wait_for_their_answer(
     store: SQLiteStore,
 ) -> None:
