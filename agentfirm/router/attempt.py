@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import structlog
 
 from agentfirm.domain.calls import InFlight
-from agentfirm.domain.models import LedgerEntry
+from agentfirm.domain.models import LedgerEntry, ReservedRow
 from agentfirm.errors import BudgetExceeded
 from agentfirm.router.base import (
     ChainEntry,
@@ -231,7 +231,9 @@ class Attempts:
             # Kept with the reservation, which is held as sent: should this process die from
             # now on, whoever takes the task over books it at ``worst`` (the request may have
             # left).
-            dead = LedgerEntry(**row, outcome="cancelled")
+            dead = ReservedRow(
+                module_id, request.tier, entry.provider, entry.model, provider.simulated
+            )
             try:
                 # One booking either way: the reservation carries its row, held as sent.
                 # Nothing comes between an inline one and the send; a cancellation while the

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from agentfirm.domain.models import LedgerEntry
+from agentfirm.domain.models import CallRow, LedgerEntry
 from agentfirm.errors import BudgetExceeded
 from agentfirm.money import nano_to_usd
 from agentfirm.store.base import BooksInline, Store
@@ -20,13 +20,13 @@ class BudgetGuard:
     # The *_now methods book at once when the store can (``BooksInline``); False: nothing was
     # booked, await the async namesake.
     def reserve_now(
-        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None = None
+        self, task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None = None
     ) -> bool:
         return self._inline is not None and self._inline.reserve_now(
             task_id, call_id, amount_nano, for_call=for_call
         )
 
-    def mark_sent_now(self, call_id: str, for_call: LedgerEntry) -> bool:
+    def mark_sent_now(self, call_id: str, for_call: CallRow) -> bool:
         return (
             self._inline is not None and self._inline.mark_sent_now(call_id, for_call) is not None
         )
@@ -38,7 +38,7 @@ class BudgetGuard:
         return self._inline is not None and self._inline.record_call_now(entry)
 
     async def reserve(
-        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None = None
+        self, task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None = None
     ) -> None:
         """Hold ``amount_nano`` for ``call_id`` (with ``for_call``, its ledger row: taken as
         sent at once, see ``mark_sent``). Raises ``BudgetExceeded`` when it does not fit;
@@ -54,7 +54,7 @@ class BudgetGuard:
             ceiling_usd=nano_to_usd(budget.ceiling_nano),
         )
 
-    async def mark_sent(self, call_id: str, for_call: LedgerEntry) -> None:
+    async def mark_sent(self, call_id: str, for_call: CallRow) -> None:
         """The request is about to leave: should this process die from now on, the call is
         booked at its reservation with the row ``for_call`` (until now it was dropped at $0)."""
         await self._store.mark_sent(call_id, for_call)

@@ -16,6 +16,7 @@ from agentfirm.domain.models import (
     ApprovalDecision,
     Artifact,
     Budget,
+    CallRow,
     Event,
     LedgerEntry,
     ModuleRun,
@@ -104,14 +105,14 @@ class BudgetLedger(Protocol):
         call_id: str,
         amount_nano: int,
         *,
-        for_call: LedgerEntry | None = None,
+        for_call: CallRow | None = None,
     ) -> bool:
         """Atomically reserve ``amount_nano`` if ``spent + reserved + amount <= ceiling``; False if
         it does not fit. A reservation is keyed by ``call_id``. ``for_call``: the call's ledger
         row (its module, tier, provider, model and simulated are kept with the reservation), for
         ``release_reservations`` to book should the holder die mid-call."""
 
-    async def mark_sent(self, call_id: str, for_call: LedgerEntry) -> bool:
+    async def mark_sent(self, call_id: str, for_call: CallRow) -> bool:
         """Say that ``call_id``'s request is about to leave: its reservation takes the call's
         ledger row ``for_call`` (as ``reserve(for_call=…)`` gives it at once), so should the
         holder die from now on, ``release_reservations`` books it at its reservation. Until
@@ -274,11 +275,11 @@ class BooksInline(Protocol):
         call_id: str,
         amount_nano: int,
         *,
-        for_call: LedgerEntry | None = None,
+        for_call: CallRow | None = None,
     ) -> bool:
         """False also when it does not fit or there is no budget: ``reserve`` says which."""
 
-    def mark_sent_now(self, call_id: str, for_call: LedgerEntry) -> bool | None:
+    def mark_sent_now(self, call_id: str, for_call: CallRow) -> bool | None:
         """``mark_sent`` this instant: its answer, or None when nothing was written."""
 
     def settle_now(self, call_id: str, entry: LedgerEntry) -> bool: ...

@@ -24,7 +24,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from agentfirm.domain.models import LedgerEntry, utcnow
+from agentfirm.domain.models import CallRow, LedgerEntry, utcnow
 from agentfirm.errors import BadInput
 from agentfirm.store.postgres.batching import PerKey, Refused
 from agentfirm.store.postgres.conn import Params
@@ -103,7 +103,7 @@ class PostgresBooking(budgets.Reserving, SqlAccess):
         return (await self.query(sql, params))[0]
 
     async def _hold(
-        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None
+        self, task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None
     ) -> tuple[bool, bool]:
         params = {
             "amount": amount_nano,
@@ -135,7 +135,7 @@ class PostgresBooking(budgets.Reserving, SqlAccess):
             raise _refused(err) from err
         return _in_order(rows, len(items))
 
-    async def mark_sent(self, call_id: str, for_call: LedgerEntry) -> bool:
+    async def mark_sent(self, call_id: str, for_call: CallRow) -> bool:
         params = {"call_id": call_id, **budgets.reservation_params(for_call)}
         return bool(await self.query(_MARK_SENT_SQL, params))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from agentfirm.domain.models import Budget, LedgerEntry, utcnow
+from agentfirm.domain.models import Budget, CallRow, LedgerEntry, utcnow
 from agentfirm.errors import BadInput
 from agentfirm.store.sql.access import Dialect, SqlAccess, no_budget, no_task
 from agentfirm.store.sql.reads import ESTIMATED, LEDGER_PAGE_SQL
@@ -151,7 +151,7 @@ BOOKED_DEAD = f"outcome = 'cancelled' AND error = '{DIED_MID_CALL}'"
 """SQL: a ledger row is the booking of a dead holder's reservation."""
 
 
-def reservation_params(for_call: LedgerEntry | None) -> dict[str, Any]:
+def reservation_params(for_call: CallRow | None) -> dict[str, Any]:
     """What a reservation keeps of its call's ledger row, to book it should its holder die
     mid-call (all None: a reservation without a row, dropped at $0 when released)."""
     if for_call is None:
@@ -226,7 +226,7 @@ class Reserving(ABC):
         call_id: str,
         amount_nano: int,
         *,
-        for_call: LedgerEntry | None = None,
+        for_call: CallRow | None = None,
     ) -> bool:
         check_reservation(call_id, amount_nano)
         held, budgeted = await self._hold(task_id, call_id, amount_nano, for_call)
@@ -239,7 +239,7 @@ class Reserving(ABC):
 
     @abstractmethod
     async def _hold(
-        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None
+        self, task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None
     ) -> tuple[bool, bool]:
         """Hold ``amount_nano`` for the call if the ceiling allows: (held, the task has a
         budget). Undone when cancelled; ``BadInput`` when the call holds one already."""

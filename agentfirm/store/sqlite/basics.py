@@ -20,6 +20,10 @@ def store_way_out(path: Path) -> str:
 
 def to_db_time(at: datetime) -> str:
     """ISO 8601 UTC with fixed width, so text order is time order. Naive times are taken as UTC."""
+    if at.tzinfo is UTC:
+        # The usual time (``utcnow``), twice in every router call: ``astimezone`` would build
+        # the same datetime again.
+        return at.isoformat(timespec="microseconds")
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.astimezone(UTC).isoformat(timespec="microseconds")

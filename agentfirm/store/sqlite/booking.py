@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from agentfirm.domain.models import LedgerEntry, utcnow
+from agentfirm.domain.models import CallRow, LedgerEntry, utcnow
 from agentfirm.errors import BadInput, disk_full
 from agentfirm.store.sql import budgets
 from agentfirm.store.sql.access import SqlAccess
@@ -143,7 +143,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
         call_id: str,
         amount_nano: int,
         *,
-        for_call: LedgerEntry | None = None,
+        for_call: CallRow | None = None,
     ) -> bool:
         """Hold ``amount_nano`` for ``call_id`` this instant, inline, if the write lock is free and
         it fits; False when nothing was held (busy, over the ceiling or no budget): ``reserve``
@@ -159,7 +159,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
         return bool(held)
 
     async def _hold(
-        self, task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None
+        self, task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None
     ) -> tuple[bool, bool]:
         params = _reserve_params(task_id, call_id, amount_nano, for_call)
         try:
@@ -185,7 +185,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
             return True, True
         return False, bool(await self._fetch(budgets.BUDGET_SQL, (task_id,)))
 
-    def mark_sent_now(self, call_id: str, for_call: LedgerEntry) -> bool | None:
+    def mark_sent_now(self, call_id: str, for_call: CallRow) -> bool | None:
         """``mark_sent``, inline, if the write lock is free this instant; None when nothing was
         written (``mark_sent`` then waits its turn). See ``BooksInline``."""
         if self._lock.locked():
@@ -193,7 +193,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
         rows = self._book_inline(_MARK_SENT_SQL, _sent_params(call_id, for_call))
         return None if rows is None else bool(rows)
 
-    async def mark_sent(self, call_id: str, for_call: LedgerEntry) -> bool:
+    async def mark_sent(self, call_id: str, for_call: CallRow) -> bool:
         return bool(await self._book_one(_MARK_SENT_SQL, _sent_params(call_id, for_call)))
 
     def settle_now(self, call_id: str, entry: LedgerEntry) -> bool:
@@ -250,7 +250,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
 
 
 def _reserve_params(
-    task_id: str, call_id: str, amount_nano: int, for_call: LedgerEntry | None
+    task_id: str, call_id: str, amount_nano: int, for_call: CallRow | None
 ) -> dict[str, Any]:
     return {
         "call_id": call_id,
@@ -261,7 +261,7 @@ def _reserve_params(
     }
 
 
-def _sent_params(call_id: str, for_call: LedgerEntry) -> dict[str, Any]:
+def _sent_params(call_id: str, for_call: CallRow) -> dict[str, Any]:
     return {"call_id": call_id, **budgets.reservation_params(for_call)}
 
 
