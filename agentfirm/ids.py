@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+# Seeded from os.urandom, and again in a forked child so parent and child never share a sequence.
+# Not ``secrets``: an id needs to be unique, not unguessable, and ``secrets`` reads the kernel's
+# random source on every call (a system call, about 1 us, for every LLM call and every row).
+_RANDOM = random.Random()
+os.register_at_fork(after_in_child=_RANDOM.seed)
 
 
 def _b32(n: int, width: int) -> str:
@@ -16,4 +23,4 @@ def _b32(n: int, width: int) -> str:
 
 def new_id(prefix: str) -> str:
     """``prefix`` + 8 chars of milliseconds + 6 random chars, e.g. ``t_01jcz3k9x2m4qa``."""
-    return f"{prefix}_{_b32(time.time_ns() // 1_000_000, 8)}{_b32(secrets.randbits(30), 6)}"
+    return f"{prefix}_{_b32(time.time_ns() // 1_000_000, 8)}{_b32(_RANDOM.getrandbits(30), 6)}"
