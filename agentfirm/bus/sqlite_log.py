@@ -149,6 +149,7 @@ class SQLiteLogBus:
                 rows = self._inline.rows(_APPEND_SQL, params)
                 if rows is None:
                     rows = list(await self._conn().execute_fetchall(_APPEND_SQL, params))
+                    self._inline.wrote_slowly()
         seq = int(rows[0][0])
         self._wake_subscribers(task_id, stream)
         log.debug("bus.published", task_id=task_id, stream=stream, seq=seq, type=type)

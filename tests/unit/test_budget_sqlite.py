@@ -15,6 +15,7 @@ import pytest
 
 from agentfirm.domain.models import LedgerEntry
 from agentfirm.errors import BadInput
+from agentfirm.router.budget import BudgetGuard
 from agentfirm.store.sqlite import SQLiteStore, inline
 from tests.store_conformance import task_with_budget
 
@@ -130,6 +131,30 @@ async def test_the_wal_stays_bounded_when_bookings_are_all_that_is_written(
 
     page = 4096
     # 600 bookings touch several pages each: thousands of pages if nothing checkpointed.
+    assert wal.stat().st_size < 200 * page
+    budget = await store.get_budget(task_id)
+    assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
+
+
+async def test_the_wal_stays_bounded_when_bookings_are_made_as_the_router_makes_them(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The router books inline first and, refused, the slow way (``BudgetGuard``): the retry
+    # must leave the shared connection its turn, or nothing ever checkpoints.
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 10)
+    await store._conn().execute("PRAGMA wal_autocheckpoint = 40")
+    task_id = await task_with_budget(store, 10**12)
+    wal = store.path.with_name(store.path.name + "-wal")
+    guard = BudgetGuard(store)
+
+    for n in range(300):
+        call, booked = f"c{n}", row(task_id, f"c{n}", 5)
+        if not guard.reserve_now(task_id, call, 10):
+            await guard.reserve(task_id, call, 10)
+        if not guard.settle_now(call, booked):
+            await guard.settle(call, booked)
+
+    page = 4096
     assert wal.stat().st_size < 200 * page
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)

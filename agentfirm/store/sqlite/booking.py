@@ -121,6 +121,7 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
                 if rows is None:
                     with self._own.writing():
                         rows = list(await self._conn().execute_fetchall(sql, params))
+                    self._inline.wrote_slowly()
                 return rows
         except sqlite3.DatabaseError as err:
             full = disk_full(err, self.path)

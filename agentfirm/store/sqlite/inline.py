@@ -10,7 +10,11 @@ waiting its turn on the shared connection like any other write.
 
 The inline connection never checkpoints (that fsyncs: not on the event loop); one write in
 ``CHECKPOINT_EVERY`` goes the slow way instead, whose commit checkpoints a WAL grown past its
-limit, so the WAL stays bounded even when inline writes are all that is written.
+limit, so the WAL stays bounded even when inline writes are all that is written. Until the owner
+says such a write was made (``wrote_slowly``), every inline write is refused: a caller refused
+once and trying inline again (the router's ``reserve_now``, then ``reserve``) would otherwise
+take the next turn, and the WAL grew without end (200 MB after 5,000 router calls), every write
+appending to fresh file pages.
 """
 
 from __future__ import annotations
@@ -54,14 +58,24 @@ class InlineWrites:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._writes = 0
+        self._slow_due = False
 
     def _turn(self) -> sqlite3.Connection | None:
+        if self._slow_due:
+            return None  # the shared connection's turn, not taken yet
         self._writes += 1
         if self._writes % CHECKPOINT_EVERY == 0:
+            self._slow_due = True
             return None  # this one goes through the shared connection, which checkpoints
         if self._conn is None:
             self._conn = _open(self.path)
         return self._conn
+
+    def wrote_slowly(self) -> None:
+        """A write was committed through the shared connection (its commit checkpoints a WAL
+        past its limit): inline writes may go on. Every writer refused inline must say so once
+        it wrote the slow way."""
+        self._slow_due = False
 
     def rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row] | None:
         """Run one writing statement as its own transaction; the rows it returned, or None when

@@ -174,6 +174,7 @@ class SQLiteStore(SQLiteBooking, SqlStore):
                 self._conn(), self._lock, path=self.path, around=self._own.writing
             ) as db:
                 yield _SQLiteTx(db)
+            self._inline.wrote_slowly()
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._noticing_damage():
@@ -202,6 +203,7 @@ class SQLiteStore(SQLiteBooking, SqlStore):
                 if changed is None:
                     with self._own.writing():
                         changed = await execute(self._conn(), sql, params)
+                    self._inline.wrote_slowly()
                 return changed
 
 
