@@ -375,8 +375,9 @@ class Router:
             )
         finally:
             # Said once per task and provider, whether another provider took over or not.
-            took_over = served.entry.label if served is not None else None
-            await self._tell_refused(task_id, module_id, refused, took_over)
+            if refused:
+                took_over = served.entry.label if served is not None else None
+                await self._tell_refused(task_id, module_id, refused, took_over)
 
     async def _recovered(
         self,

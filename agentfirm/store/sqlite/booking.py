@@ -135,8 +135,13 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
     ) -> list[sqlite3.Row] | None:
         """The booking's rows, or None when the write lock is busy (nothing was written)."""
         self._conn()  # raises when the store is not open, or was found damaged
-        with self._noticing_damage():
+        try:
             return self._inline.rows(sql, params)
+        except sqlite3.DatabaseError:
+            # Entered on failure only: a generator context manager around every booking cost
+            # a few microseconds, twice a router call.
+            with self._noticing_damage():
+                raise
 
     def reserve_now(
         self,
@@ -217,8 +222,11 @@ class SQLiteBooking(budgets.Reserving, SqlAccess):
         budgets.check_booking(call_id, entry)
         if self._lock.locked():
             return False
-        with _foreign_reservation_is_bad_input(call_id, entry):
+        try:
             rows = self._book_inline(_BOOK_SQL, budgets.ledger_params(self.dialect, entry))
+        except sqlite3.IntegrityError:
+            with _foreign_reservation_is_bad_input(call_id, entry):  # on failure only, as above
+                raise
         if rows is None:
             return False
         _log_booked(rows, call_id, entry, settling=settling)
