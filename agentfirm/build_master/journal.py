@@ -31,11 +31,11 @@ is told and decides."""
 TURN_SENT = "model.turn.sent"
 """Journaled just before each attempt of a turn leaves the router, with the attempt's ledger id
 (``SentCall``). Found after a crash without its answer, the last attempt is handed back to the
-router, which takes the answer its provider kept, if any (OpenAI with ``openai_store``): the turn
-is not asked twice. Otherwise it is asked again (an answer lost is not an answer) and the
-transcript says so with a ``TURN_LOST`` entry; what the lost request cost is the router's to book
-(a request that had left is booked at its reservation, an upper bound, when the task is taken
-over)."""
+router, which takes the answer its provider kept, if any (OpenAI with ``openai_store``; one still
+being generated is waited for, until its deadline from the mark's time): the turn is not asked
+twice. Otherwise it is asked again (an answer lost is not an answer) and the transcript says so
+with a ``TURN_LOST`` entry; what the lost request cost is the router's to book (a request that
+had left is booked at its reservation, an upper bound, when the task is taken over)."""
 TURN_LOST = "model.turn.lost"
 """A turn asked and not answered — refused, failed, or cut off by a crash — and why: it is asked
 again when the loop runs again."""
@@ -133,7 +133,9 @@ class Journal:
         elif event.type == TURN_SENT:
             attempt = None
             if "call_id" in payload:
-                attempt = SentCall(payload["call_id"], payload["provider"], payload["model"])
+                attempt = SentCall(
+                    payload["call_id"], payload["provider"], payload["model"], at=event.ts
+                )
             self.sent[payload["turn"]] = attempt
         elif event.type == TURN_LOST:
             self.sent.pop(payload["turn"], None)

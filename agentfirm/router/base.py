@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from agentfirm.domain.models import Tier
@@ -203,6 +204,9 @@ class SentCall:
     call_id: str
     provider: str
     model: str
+    at: datetime | None = None
+    """When it was about to be sent, as its keeper recorded it (None: not known): how long its
+    provider's record of it may still be on its way is counted from then."""
 
 
 Sent = Callable[[SentCall], Awaitable[object]]

@@ -92,6 +92,12 @@ RECORD_MARGIN_S = 30.0
 stored completion is listed a moment after it is made)."""
 
 
+RECORD_POLL_S = 0.25
+"""How long a recovery waits before it looks for a call's record again, at first; doubled after
+each look, up to ``RECORD_POLL_MAX_S``."""
+RECORD_POLL_MAX_S = 4.0
+
+
 def record_deadline(timeout_s: float) -> timedelta:
     """How long after a "≤" row was booked its call may still show up in its provider's record:
     the call's own deadline (the provider timeout, and the router's backstop after it) and a
@@ -196,23 +202,55 @@ class Reconciler:
         return Reconciled(found, unbilled, left), pending
 
     async def recovered(
-        self, recover: SentCall, request: ProviderRequest, *, row: LedgerEntry
+        self, recover: SentCall, request: ProviderRequest, *, task_id: str, module_id: str | None
     ) -> tuple[ProviderResponse, int] | None:
         """The answer ``recover``'s provider kept for it (asked as ``request``) and its cost, its
-        row (``row``: the attempt's, cancelled) booked at its usage unless a reconciliation
-        booked it first; None when there is none to be had."""
+        row booked at its usage unless a reconciliation booked it first; None when there is none
+        to be had. A call that may still be generating (its request left: its takeover booked
+        it "≤") is waited for, its record looked up again and again, until its deadline
+        (``record_deadline`` from when it was sent) has passed: asking again before then may
+        pay for the turn twice. One never sent, or whose row is exact, is looked up once."""
         provider = self._providers.get(recover.provider)
         if not isinstance(provider, ResponseLookup) or not kept(recover.call_id):
             return None
-        try:
-            response = await provider.lookup_response(recover.call_id, request)
-        except AgentfirmError as err:
-            log.warning("router.recover_failed", provider=recover.provider, error=str(err))
+        row = LedgerEntry(
+            call_id=recover.call_id,
+            task_id=task_id,
+            module_id=module_id,
+            tier=request.tier,
+            provider=recover.provider,
+            model=recover.model,
+            outcome="cancelled",
+        )
+        due = await self._record_due(recover, task_id)
+        pause = RECORD_POLL_S
+        while True:
+            try:
+                response = await provider.lookup_response(recover.call_id, request)
+            except AgentfirmError as err:
+                # Cannot be asked now: as good as no record yet, until the deadline.
+                log.warning("router.recover_failed", provider=recover.provider, error=str(err))
+                response = None
+            if response is not None:
+                await self.book(row, response.usage)
+                return response, self._price(row, response.usage)
+            left = 0.0 if due is None else (due - self._clock()).total_seconds()
+            if left <= 0:
+                return None
+            await self._sleep(min(pause, left))
+            pause = min(pause * 2, RECORD_POLL_MAX_S)
+
+    async def _record_due(self, recover: SentCall, task_id: str) -> datetime | None:
+        """Until when ``recover`` may still show up in its provider's record; None when it
+        cannot: its row is not "≤" (its request never left — it held no reservation marked
+        sent when its task was taken over — or its row is exact already)."""
+        rows = await self._store.estimated_calls(task_id)
+        row = next((r for r in rows if r.call_id == recover.call_id), None)
+        if row is None:
             return None
-        if response is None:
-            return None
-        await self.book(row, response.usage)
-        return response, self._price(row, response.usage)
+        # When it was sent, as its caller journaled it; else when its row was booked "≤",
+        # later than that (an upper bound on the wait, never too short).
+        return (recover.at or row.at) + self._deadline
 
     async def book(self, row: LedgerEntry, usage: Usage) -> int:
         """Book the "≤" row ``row`` again at ``usage``; 1 when this did, 0 when it was exact

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from agentfirm.domain.calls import InFlight
-from agentfirm.domain.models import LedgerEntry, Tier
+from agentfirm.domain.models import LedgerEntry, Tier, utcnow
 from agentfirm.domain.tools import ToolSpec
 from agentfirm.errors import ConfigError
 from agentfirm.router.attempt import CANCEL_GRACE_S, Attempts, Served, summed_usage
@@ -68,7 +69,9 @@ class Router:
 
     Raises ``ConfigError`` at construction when a chain names a provider this build has no
     implementation for. ``cancel_grace_s``: how long a sent request whose caller was cancelled
-    may still take to answer, so that what it cost is booked as reported (``attempt.answer``)."""
+    may still take to answer, so that what it cost is booked as reported (``attempt.answer``).
+    ``clock`` and ``wait``: the wall clock and the sleep a recovery waits on for a provider's
+    record (``Reconciler.recovered``); ``sleep`` is the retries' backoff."""
 
     def __init__(
         self,
@@ -85,6 +88,8 @@ class Router:
         notify: Notify = notify_nobody,
         cancel_grace_s: float = CANCEL_GRACE_S,
         in_flight: InFlight | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        wait: Sleep = asyncio.sleep,
     ) -> None:
         missing = [
             f"tiers.{tier}: {entry.label} — provider {entry.provider!r} is not available in this "
@@ -120,6 +125,8 @@ class Router:
             price=self._price_row,
             deadline=record_deadline(timeout_s),
             notify=notify,
+            clock=clock,
+            sleep=wait,
         )
         self._grace_s = cancel_grace_s
         self._validators = Validators()
@@ -222,7 +229,9 @@ class Router:
         such an attempt, of this same call, made by a process that died before it read the
         answer. Where its provider kept that answer (``reconcile.ResponseLookup``), it is taken
         as this call's first answer (read, checked and repaired as a live one; its ledger row
-        booked at its usage, once) and nothing is asked; otherwise the call is asked again."""
+        booked at its usage, once) and nothing is asked; while it may still come (the request
+        left and its deadline has not passed) it is waited for; otherwise the call is asked
+        again."""
         attempts: list[str] = []
         offered = tuple(tools)
         # The schema is serialised once a call: its key finds both its size (for reservations)
@@ -395,16 +404,9 @@ class Router:
         entry = ChainEntry(recover.provider, recover.model)
         outgoing = redacted(messages, self._redact)
         request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
-        row = LedgerEntry(
-            call_id=recover.call_id,
-            task_id=task_id,
-            module_id=module_id,
-            tier=tier,
-            provider=entry.provider,
-            model=entry.model,
-            outcome="cancelled",
+        found = await self._reconciler.recovered(
+            recover, request, task_id=task_id, module_id=module_id
         )
-        found = await self._reconciler.recovered(recover, request, row=row)
         if found is None:
             return None
         response, cost = found

@@ -10,10 +10,14 @@ the provider holds a turn's request, and inside either tool after it took effect
 killed with SIGKILL, so nothing of its own clean-up runs. Children are forked from a
 ``forkserver`` that imported the child's code once: each starts in a fraction of a second.
 
-With ``openai_store`` on, the fake keeps each answer on receipt, as OpenAI does, and a kill while
-the provider holds a turn comes once it has answered: the resumed run takes that answer from the
-provider's record instead of asking again, so each turn reaches the provider exactly once, and
-its ledger row is booked at what it cost, once."""
+With ``openai_store`` on, the fake keeps each answer, as OpenAI does, whether or not the client
+stays to read it. A kill while the provider holds a turn comes either once it has answered and
+kept the answer, or while it is still generating it (``held``): that answer is kept only after
+the client died, once the resumed run has looked for it in vain (twice), so the resumed run must
+wait for it. Either way the resumed run takes the answer from the provider's record instead of
+asking again, so each turn reaches the provider exactly once, and its ledger row is booked at
+what it cost, once. The provider timeout is short (``TIMEOUT_S``), so that a wait for a record
+that never comes would be short too."""
 
 from __future__ import annotations
 
@@ -29,12 +33,14 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
 from agentfirm.build_master.journal import STARTED, TOOL, TURN, TURN_SENT, transcript
 from agentfirm.bus.sqlite_log import SQLiteLogBus
 from agentfirm.domain.models import ModuleSpec, Plan, TaskSpec
+from agentfirm.router.providers.openai import CALL_ID_KEY
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.http_fake import Recorded, Reply, running
 from tests.fakes.openai_fake import OpenAIFake
@@ -48,6 +54,11 @@ NOTES["open_questions"] = []
 CHILD = "tests.integration.tools_crash_child"
 TOOLS = {"c1": "read_price", "c2": "write_note"}
 """Turn 1's calls, in the order they run."""
+TIMEOUT_S = 5.0
+"""The child's provider timeout: a cut-off call's record may still come until some 11 s after it
+was sent (``reconcile.record_deadline``)."""
+MISSES = 2
+"""How many lookups of a held answer find nothing before it is kept."""
 
 
 @dataclass
@@ -62,16 +73,22 @@ class Crashes:
     kill_on_receipt: bool = False
     """Kill the child once the fake has billed and kept the answer it is about to send."""
     kill_in_tool: str | None = None
+    hold: bool = False
+    """A kill at the provider comes while it still generates the answer (kept later)."""
+    kill_held: bool = False
+    """Kill the child before the fake bills and keeps the answer it is generating."""
     asked: Counter[int] = field(default_factory=Counter)
     answered: Counter[int] = field(default_factory=Counter)
     tool_runs: Counter[str] = field(default_factory=Counter)
 
     def kill(self) -> None:
         """SIGKILL the child and wait until it is gone, so nothing reaches it alive."""
-        assert self.child is not None
-        assert self.child.pid is not None
-        os.kill(self.child.pid, signal.SIGKILL)
-        wait([self.child.sentinel], timeout=30)
+        # Read once: once it is gone, the test may start the next one under the same name.
+        child = self.child
+        assert child is not None
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        wait([child.sentinel], timeout=30)
 
 
 class Provider:
@@ -85,7 +102,9 @@ class Provider:
         body: dict[str, Any] = request.body
         turn = 2 if any(m.get("role") == "tool" for m in body.get("messages", [])) else 1
         self.crashes.asked[turn] += 1
-        if turn == self.crashes.kill_at_turn and self.crashes.stored:
+        if turn == self.crashes.kill_at_turn and self.crashes.hold:
+            self.crashes.kill_held = True  # killed while its answer is still generated
+        elif turn == self.crashes.kill_at_turn and self.crashes.stored:
             self.crashes.kill_on_receipt = True  # answered: killed once the answer is kept
         elif turn == self.crashes.kill_at_turn:
             self.crashes.kill()
@@ -101,17 +120,41 @@ class Provider:
 
 class KeepingFake(OpenAIFake):
     """The OpenAI fake, killing the child right after it billed and kept an answer when told to:
-    the answer is then on record, and never read."""
+    the answer is then on record, and never read. Or killing it before (``kill_held``): the
+    answer, still being generated, is billed and kept once the record has been looked up
+    ``MISSES`` times in vain, after its client died."""
 
     def __init__(self, crashes: Crashes) -> None:
         super().__init__()
         self.crashes = crashes
+        self.held: dict[str, tuple[Recorded, Reply]] = {}
+        self.misses: Counter[str] = Counter()
 
     def _received(self, request: Recorded, reply: Reply) -> None:
+        if self.crashes.kill_held:
+            self.crashes.kill_held = False
+            # Held before the kill: the resumed run cannot look for it any sooner.
+            with self._lock:
+                self.held[request.body["metadata"][CALL_ID_KEY]] = (request, reply)
+            self.crashes.kill()
+            return
         super()._received(request, reply)
         if self.crashes.kill_on_receipt:
             self.crashes.kill_on_receipt = False
             self.crashes.kill()
+
+    def _direct(self, request: Recorded) -> Reply | None:
+        if request.method != "GET":
+            return super()._direct(request)
+        [call_id] = parse_qs(request.query).get(f"metadata[{CALL_ID_KEY}]", [""])
+        with self._lock:
+            done = None
+            if call_id in self.held and self.misses[call_id] >= MISSES:
+                done = self.held.pop(call_id)
+            self.misses[call_id] += 1
+        if done is not None:
+            super()._received(*done)  # generated at last: billed and kept
+        return super()._direct(request)
 
 
 @pytest.fixture(params=[False, True], ids=["asked-again", "openai-store"])
@@ -171,15 +214,18 @@ def fake(crashes: Crashes) -> Iterator[OpenAIFake]:
 
 Point = tuple[str, Any]
 """``("event", [type, turn, call_id])``: die right after that journal mark; ``("provider",
-turn)``: while the provider holds that turn; ``("tool", name)``: inside the tool."""
+turn)``: while the provider holds that turn (with ``openai_store``, once it kept the answer);
+``("held", turn)``: while the provider still generates that turn's answer (``openai_store``
+only); ``("tool", name)``: inside the tool."""
 
 
 def draw(rng: random.Random, kills: int = 10, *, stored: bool = False) -> list[Point]:
     """``kills`` points in the order a run reaches them. The points of an ask (its "sent" mark,
     the provider holding it) are reached again after a crash there, so they may repeat; the
     others come at most once, and a tool is cut off right after its start mark or inside it,
-    not both. ``stored``: once the provider held an ask, its answer is on record and the turn is
-    not asked again, so that point comes at most once per turn, after its "sent" marks."""
+    not both. ``stored``: once the provider held an ask, its answer is (or will be) on record and
+    the turn is not asked again, so that point comes at most once per turn, after its "sent"
+    marks; and at least one turn's last ask is cut off while its answer is generated."""
     middle: list[Point] = []
     if rng.random() < 0.5:
         middle.append(("event", [TURN, 1, None]))
@@ -202,7 +248,11 @@ def draw(rng: random.Random, kills: int = 10, *, stored: bool = False) -> list[P
             points = [*[sent] * (count - 1), ("provider", turn)]
         return points
 
-    return [*asks(1, first), *middle, *asks(2, left - first), *end]
+    turns = {1: asks(1, first), 2: asks(2, left - first)}
+    if stored:
+        held = rng.choice([turn for turn, points in turns.items() if points])
+        turns[held][-1] = ("held", held)
+    return [*turns[1], *middle, *turns[2], *end]
 
 
 async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
@@ -222,7 +272,8 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
 
     def run_child(point: Point | None) -> int | None:
         kind, where = point or (None, None)
-        crashes.kill_at_turn = where if kind == "provider" else None
+        crashes.kill_at_turn = where if kind in ("provider", "held") else None
+        crashes.hold = kind == "held"
         crashes.kill_in_tool = where if kind == "tool" else None
         config = {
             "db": str(store.path),
@@ -231,6 +282,7 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
             "mcp": mcp_url,
             "die_after": where if kind == "event" else None,
             "store": crashes.stored,
+            "timeout_s": TIMEOUT_S,
             "spec": spec.model_dump_json(),
         }
         crashes.child = child = context.Process(target=run, args=(config,))
@@ -244,7 +296,7 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
 
     # No answered turn was asked again: a turn is asked once more for each kill that cut off
     # its answer at the provider, never after it was answered; with the answer on record, never.
-    at_provider = Counter(where for kind, where in points if kind == "provider")
+    at_provider = Counter(where for kind, where in points if kind in ("provider", "held"))
     assert crashes.answered == Counter({1: 1, 2: 1}), why
     again = Counter() if crashes.stored else at_provider
     assert crashes.asked == Counter({1: 1 + again[1], 2: 1 + again[2]}), why

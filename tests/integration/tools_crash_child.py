@@ -80,7 +80,9 @@ async def main(config: dict[str, Any]) -> None:
         base_url=config["url"],
         store_calls=config["store"],
     )
-    router = router_for(store, {"openai": provider}, ["openai:gpt-5-mini"])
+    router = router_for(
+        store, {"openai": provider}, ["openai:gpt-5-mini"], timeout_s=config["timeout_s"]
+    )
     if config["store"]:
         # And then what it does next: those booked "≤" are booked again at what was stored.
         await router.reconcile(spec.task_id)
