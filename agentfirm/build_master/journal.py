@@ -10,6 +10,7 @@ loop started from: a revision (new notes, new upstream) starts a fresh journal.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -35,7 +36,9 @@ router, which takes the answer its provider kept, if any (OpenAI with ``openai_s
 being generated is waited for, until its deadline from the mark's time): the turn is not asked
 twice. Otherwise it is asked again (an answer lost is not an answer) and the transcript says so
 with a ``TURN_LOST`` entry; what the lost request cost is the router's to book (a request that
-had left is booked at its reservation, an upper bound, when the task is taken over)."""
+had left is booked at its reservation, an upper bound, when the task is taken over). The turn's
+repair ask (``repair``: after an answer that failed its schema) is marked and handed back the
+same way, with the first ask it repairs."""
 TURN_LOST = "model.turn.lost"
 """A turn asked and not answered — refused, failed, or cut off by a crash — and why: it is asked
 again when the loop runs again."""
@@ -106,6 +109,8 @@ class Journal:
     sent: dict[int, SentCall | None] = field(default_factory=dict)
     """Turns asked (``TURN_SENT``) in an earlier run, unanswered: the last attempt of each (None
     in journals written before attempts were named)."""
+    repairs: dict[int, SentCall] = field(default_factory=dict)
+    """Of those, the turns whose repair was asked too: the last attempt of the repair."""
     _sent: int = 0
     """How many of the loop's messages the transcript already shows."""
 
@@ -134,11 +139,18 @@ class Journal:
             attempt = None
             if "call_id" in payload:
                 attempt = SentCall(
-                    payload["call_id"], payload["provider"], payload["model"], at=event.ts
+                    payload["call_id"],
+                    payload["provider"],
+                    payload["model"],
+                    at=event.ts,
+                    repair=payload.get("repair", False),
                 )
-            self.sent[payload["turn"]] = attempt
+            if attempt is not None and attempt.repair:
+                self.repairs[payload["turn"]] = attempt
+            else:
+                self.sent[payload["turn"]] = attempt
         elif event.type == TURN_LOST:
-            self.sent.pop(payload["turn"], None)
+            (self.repairs if payload.get("repair") else self.sent).pop(payload["turn"], None)
         elif event.type == TOOL:
             result = ToolResult(
                 payload["call_id"], payload["tool"], payload["content"], payload["is_error"]
@@ -156,33 +168,41 @@ class Journal:
         return TurnRecord(turn, history, result, final=False)
 
     def unanswered(self, turn: int) -> SentCall | None:
-        """The last attempt of ``turn`` an earlier run sent and a crash cut off, if named."""
-        return self.sent.get(turn)
+        """The last attempt of ``turn`` an earlier run sent and a crash cut off, if named, with
+        the last attempt of its repair if one was sent after it (``SentCall.repaired``)."""
+        first = self.sent.get(turn)
+        repair = self.repairs.get(turn)
+        if first is None or repair is None:
+            return first
+        return dataclasses.replace(first, repaired=repair)
 
     async def record_sent(self, turn: int, attempt: SentCall) -> None:
-        """Mark an attempt of ``turn`` as about to be sent (the router's ``Sent``). An earlier
-        run's ask of it that has neither an answer nor a reason recorded was cut off by a
-        crash, and its answer could not be had: the transcript says so first."""
-        if turn in self.sent:
+        """Mark an attempt of ``turn`` (or of its repair: ``attempt.repair``) as about to be
+        sent (the router's ``Sent``). An earlier run's ask of it that has neither an answer nor
+        a reason recorded was cut off by a crash, and its answer could not be had: the
+        transcript says so first. A first ask asked again makes an earlier repair moot too."""
+        if not attempt.repair and turn in self.sent:
             await self.record_lost(turn, LOST_NOTE)
+        if turn in self.repairs:
+            await self.record_lost(turn, LOST_NOTE, repair=True)
         payload = {
             "key": self.key,
             "turn": turn,
             "call_id": attempt.call_id,
             "provider": attempt.provider,
             "model": attempt.model,
+            **({"repair": True} if attempt.repair else {}),
         }
         await self.bus.publish(self.task_id, TURN_SENT, payload, module_id=self.module_id)
 
-    async def record_lost(self, turn: int, note: str) -> None:
-        """Say in the transcript why ``turn``, asked, got no answer (it will be asked again)."""
-        self.sent.pop(turn, None)
-        await self.bus.publish(
-            self.task_id,
-            TURN_LOST,
-            {"key": self.key, "turn": turn, "note": self.redact(note)},
-            module_id=self.module_id,
-        )
+    async def record_lost(self, turn: int, note: str, *, repair: bool = False) -> None:
+        """Say in the transcript why ``turn`` (``repair``: its repair ask), asked, got no answer
+        (it will be asked again)."""
+        (self.repairs if repair else self.sent).pop(turn, None)
+        payload: dict[str, Any] = {"key": self.key, "turn": turn, "note": self.redact(note)}
+        if repair:
+            payload["repair"] = True
+        await self.bus.publish(self.task_id, TURN_LOST, payload, module_id=self.module_id)
 
     async def record_turn(self, record: TurnRecord) -> None:
         """Journal ``record``'s answer; ``recovered`` in the transcript when it is the answer a
@@ -190,8 +210,8 @@ class Journal:
         new = [m for m in record.messages[self._sent :] if m.role in ("system", "user")]
         self._sent = len(record.messages)
         result = record.result
-        cut_off = self.sent.pop(record.turn, None)
-        recovered = cut_off is not None and cut_off.call_id == result.call_id
+        cut_off = [self.sent.pop(record.turn, None), self.repairs.pop(record.turn, None)]
+        recovered = any(a is not None and a.call_id == result.call_id for a in cut_off)
         self.turns[record.turn] = result
         await self.bus.publish(
             self.task_id,

@@ -207,11 +207,18 @@ class SentCall:
     at: datetime | None = None
     """When it was about to be sent, as its keeper recorded it (None: not known): how long its
     provider's record of it may still be on its way is counted from then."""
+    repair: bool = False
+    """An attempt of the call's repair ask (the second, after an answer that failed its
+    schema), not of its first."""
+    repaired: SentCall | None = None
+    """Handed back as ``recover``: the attempt of the repair sent after this one's answer, cut
+    off too (None: none was)."""
 
 
 Sent = Callable[[SentCall], Awaitable[object]]
-"""Told of each attempt of a call's first ask before its request leaves (``RouterLike.call``'s
-``sent``): a crash from then on may leave the provider with a request nobody read the answer of."""
+"""Told of each attempt of a call (its repair's marked ``repair``) before its request leaves
+(``RouterLike.call``'s ``sent``): a crash from then on may leave the provider with a request
+nobody read the answer of."""
 
 
 class RouterLike(Protocol):

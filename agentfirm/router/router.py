@@ -9,9 +9,12 @@ retry-after) before falling back — and repairs invalid structured output once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -62,6 +65,20 @@ _NO_PROVIDER_HINT = (
     "set a provider key (agentfirm secrets set ANTHROPIC_API_KEY), configure tiers, "
     "or run with --offline / AGENTFIRM_OFFLINE=1"
 )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What every ask of one ``Router.call`` shares (the first, the repair): where its rows go,
+    what it must answer, and the attempts made so far (``CallResult.attempts``)."""
+
+    tier: Tier
+    task_id: str
+    module_id: str | None
+    output_schema: dict[str, Any] | None
+    schema_size: int | None
+    max_tokens: int
+    attempts: list[str]
 
 
 class Router:
@@ -225,13 +242,15 @@ class Router:
         the result's ``data`` is the validated object; ``cost_nano``, ``usage`` and
         ``latency_ms`` add up every successful attempt (the repair included).
 
-        ``sent`` hears of each attempt of the first ask before its request leaves. ``recover``:
-        such an attempt, of this same call, made by a process that died before it read the
-        answer. Where its provider kept that answer (``reconcile.ResponseLookup``), it is taken
-        as this call's first answer (read, checked and repaired as a live one; its ledger row
-        booked at its usage, once) and nothing is asked; while it may still come (the request
-        left and its deadline has not passed) it is waited for; otherwise the call is asked
-        again."""
+        ``sent`` hears of each attempt before its request leaves (``SentCall.repair``: of the
+        repair). ``recover``: such an attempt of the first ask, of this same call, made by a
+        process that died before it read the answer (``SentCall.repaired``: and the repair it
+        sent after it, if any). Where its provider kept that answer
+        (``reconcile.ResponseLookup``), it is taken as this call's first answer (read, checked
+        and repaired as a live one; its ledger row booked at its usage, once) and nothing is
+        asked; while it may still come (the request left and its deadline has not passed) it is
+        waited for; otherwise the call is asked again. A repair cut off after it is taken from
+        the record the same way."""
         attempts: list[str] = []
         offered = tuple(tools)
         # The schema is serialised once a call: its key finds both its size (for reservations)
@@ -240,26 +259,10 @@ class Router:
         if output_schema is not None:
             key = self._validators.key(output_schema)
             size = self._validators.json_size(output_schema, key)
-        answered = None
-        if recover is not None:
-            answered = await self._recovered(
-                recover, tier, messages, task_id, module_id, output_schema, max_tokens, offered
-            )
-        if answered is not None:
-            attempts.append(answered.entry.label)
-        else:
-            answered = await self._call_chain(
-                tier,
-                messages,
-                task_id,
-                module_id,
-                output_schema,
-                size,
-                max_tokens,
-                attempts,
-                offered,
-                sent,
-            )
+        call = _Call(tier, task_id, module_id, output_schema, size, max_tokens, attempts)
+        answered = await self._recovered(call, recover, messages, offered)
+        if answered is None:
+            answered = await self._call_chain(call, messages, offered, sent)
         served = [answered]
         data: dict[str, Any] | None = None
         if output_schema is not None and not served[0].response.tool_calls:
@@ -273,20 +276,14 @@ class Router:
                     Message("assistant", served[0].response.text),
                     Message("user", repair_prompt(first)),
                 ]
-                # The repair offers no tools: it asks for the answer, not for more work.
-                served.append(
-                    await self._call_chain(
-                        tier,
-                        repair,
-                        task_id,
-                        module_id,
-                        output_schema,
-                        size,
-                        max_tokens,
-                        attempts,
-                        (),
-                    )
+                # The repair offers no tools: it asks for the answer, not for more work. One a
+                # crash cut off is taken from the record too, when what it repairs was.
+                cut_off = (
+                    recover.repaired if recover and recover.call_id == answered.call_id else None
                 )
+                repairing = None if sent is None else partial(_repair_sent, sent)
+                again = await self._recovered(call, cut_off, repair, ())
+                served.append(again or await self._call_chain(call, repair, (), repairing))
                 try:
                     data = parse_and_validate(
                         served[1].response.text, output_schema, self._validators, key=key
@@ -318,17 +315,12 @@ class Router:
 
     async def _call_chain(
         self,
-        tier: Tier,
+        call: _Call,
         messages: Sequence[Message],
-        task_id: str,
-        module_id: str | None,
-        output_schema: dict[str, Any] | None,
-        schema_size: int | None,
-        max_tokens: int,
-        attempts: list[str],
         tools: tuple[ToolSpec, ...],
         sent: Sent | None = None,
     ) -> Served:
+        tier, task_id, module_id = call.tier, call.task_id, call.module_id
         chain = self._chains.get(tier, ())
         if not chain:
             self.entry_for(tier)  # raises the ConfigError that says how to fix it
@@ -350,10 +342,8 @@ class Router:
                     open_circuits.append(entry)
                     continue
                 tried = True
-                request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
-                served = await self._try_entry(
-                    entry, request, task_id, module_id, schema_size, attempts, failures, sent=sent
-                )
+                request = self._request(entry, call, outgoing, tools)
+                served = await self._try_entry(entry, request, call, failures, sent=sent)
                 if entry.provider in self._refused:
                     refused.append(entry.provider)
                 if served is not None:
@@ -363,17 +353,9 @@ class Router:
                 # fail without trying.
                 entry = min(open_circuits, key=lambda e: self._health.opened_at(e.provider) or 0)
                 self._health.allow(entry.provider, force=True)
-                request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
+                request = self._request(entry, call, outgoing, tools)
                 served = await self._try_entry(
-                    entry,
-                    request,
-                    task_id,
-                    module_id,
-                    schema_size,
-                    attempts,
-                    failures,
-                    force=True,
-                    sent=sent,
+                    entry, request, call, failures, force=True, sent=sent
                 )
                 if served is not None:
                     return served
@@ -390,26 +372,26 @@ class Router:
 
     async def _recovered(
         self,
-        recover: SentCall,
-        tier: Tier,
+        call: _Call,
+        recover: SentCall | None,
         messages: Sequence[Message],
-        task_id: str,
-        module_id: str | None,
-        output_schema: dict[str, Any] | None,
-        max_tokens: int,
         tools: tuple[ToolSpec, ...],
     ) -> Served | None:
-        """The answer ``recover``'s provider kept for it, its row booked at its usage (unless
-        a reconciliation booked it first); None when there is none to be had."""
+        """The answer ``recover``'s provider kept for it (asked with ``messages``), its row
+        booked at its usage (unless a reconciliation booked it first); None when there is none
+        to be had."""
+        if recover is None:
+            return None
         entry = ChainEntry(recover.provider, recover.model)
         outgoing = redacted(messages, self._redact)
-        request = self._request(entry, tier, outgoing, output_schema, max_tokens, tools)
+        request = self._request(entry, call, outgoing, tools)
         found = await self._reconciler.recovered(
-            recover, request, task_id=task_id, module_id=module_id
+            recover, request, task_id=call.task_id, module_id=call.module_id
         )
         if found is None:
             return None
         response, cost = found
+        call.attempts.append(entry.label)
         simulated = self._providers[entry.provider].simulated
         return Served(recover.call_id, entry, response, cost, 0, simulated)
 
@@ -435,18 +417,16 @@ class Router:
     def _request(
         self,
         entry: ChainEntry,
-        tier: Tier,
+        call: _Call,
         messages: tuple[Message, ...],
-        output_schema: dict[str, Any] | None,
-        max_tokens: int,
         tools: tuple[ToolSpec, ...],
     ) -> ProviderRequest:
         return ProviderRequest(
             model=entry.model,
             messages=messages,
-            max_tokens=max_tokens,
-            tier=tier,
-            output_schema=output_schema,
+            max_tokens=call.max_tokens,
+            tier=call.tier,
+            output_schema=call.output_schema,
             timeout_s=self._timeout_s,
             tools=tools,
         )
@@ -455,10 +435,7 @@ class Router:
         self,
         entry: ChainEntry,
         request: ProviderRequest,
-        task_id: str,
-        module_id: str | None,
-        schema_size: int | None,
-        attempts: list[str],
+        call: _Call,
         failures: list[str],
         *,
         force: bool = False,
@@ -468,10 +445,15 @@ class Router:
         both failed transiently or the provider refused its key. The first attempt's health
         check is the caller's; the retry is skipped when the first failure opened the circuit."""
         for retry in (False, True):
-            attempts.append(entry.label)
+            call.attempts.append(entry.label)
             try:
                 return await self._attempts.run(
-                    entry, request, task_id, module_id, schema_size=schema_size, on_sent=sent
+                    entry,
+                    request,
+                    call.task_id,
+                    call.module_id,
+                    schema_size=call.schema_size,
+                    on_sent=sent,
                 )
             except RetryableProviderError as err:
                 failures.append(f"{entry.label}: {self._redact(str(err))}")
@@ -497,3 +479,8 @@ class Router:
     def _retry_delay(self, err: RetryableProviderError) -> float:
         base = max(err.retry_after or 0.0, _RETRY_BASE_S)
         return min(base + self._rng.uniform(0, _RETRY_JITTER_S), _RETRY_CAP_S)
+
+
+async def _repair_sent(sent: Sent, attempt: SentCall) -> object:
+    """Tell ``sent`` of an attempt of a call's repair ask, marked so."""
+    return await sent(dataclasses.replace(attempt, repair=True))

@@ -4,7 +4,7 @@ simulated model's tool calls are not run, and the transcript is redacted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from agentfirm.build_master.journal import TOOL, TURN, Journal, transcript
 from agentfirm.bus.sqlite_log import SQLiteLogBus
 from agentfirm.domain.tools import ToolCall, ToolSpec
 from agentfirm.errors import BudgetExceeded
-from agentfirm.router.base import Message, ProviderResponse, SentCall, Usage
+from agentfirm.router.base import Message, ProviderRequest, ProviderResponse, SentCall, Usage
 from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.router.router import Router
 from agentfirm.store.sqlite import SQLiteStore
@@ -302,6 +302,61 @@ async def test_a_turn_cut_off_by_a_crash_is_asked_again_and_the_transcript_says_
         ("model", 2),
     ]
     assert "process stopped" in entries[2]["note"]
+
+
+class Keeping(ScriptedProvider):
+    """Keeps each answer under its call id, as OpenAI does with ``openai_store``."""
+
+    def __init__(self, name: str, script: list[ProviderResponse]) -> None:
+        super().__init__(name, list(script))
+        self.kept: dict[str, ProviderResponse] = {}
+
+    def keeps_record(self, request: ProviderRequest) -> bool:
+        return True
+
+    async def lookup_usage(self, call_ids: Sequence[str]) -> Mapping[str, Usage]:
+        return {c: self.kept[c].usage for c in call_ids if c in self.kept}
+
+    async def lookup_response(
+        self, call_id: str, request: ProviderRequest
+    ) -> ProviderResponse | None:
+        return self.kept.get(call_id)
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        answer = await super().complete(request)
+        self.kept[request.call_id or ""] = answer
+        return answer
+
+
+async def test_a_repair_cut_off_by_a_crash_is_taken_from_the_providers_record_not_asked_again(
+    store: SQLiteStore, bus: SQLiteLogBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first answer fails its schema and the repair answers; the process dies before the
+    turn is journaled. Both asks were journaled as sent, the repair marked so: the rerun takes
+    both answers from the provider's record, and neither is asked again."""
+    invalid = ProviderResponse("not json", Usage(input_tokens=20, output_tokens=5), "m")
+    alpha = Keeping("alpha", [invalid, ANSWER])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    publish = bus.publish
+
+    async def die_before_the_turn(task_id: str, type: str, *args: Any, **kw: Any) -> Any:
+        if type == TURN:
+            raise KeyboardInterrupt  # stands for SIGKILL before the turn's answer is journaled
+        return await publish(task_id, type, *args, **kw)
+
+    monkeypatch.setattr(bus, "publish", die_before_the_turn)
+    with pytest.raises(KeyboardInterrupt):
+        await (await _loop(router, bus, task_id, Recorder())).run(MESSAGES)
+    monkeypatch.undo()
+    outcome = await (await _loop(router, bus, task_id, Recorder())).run(MESSAGES)
+
+    assert outcome.data == {"headline": "42 euros"}
+    assert len(alpha.requests) == 2  # the first ask and its repair, each once
+    [entry] = transcript(await bus.replay(task_id))
+    assert (entry["kind"], entry["turn"], entry["recovered"]) == ("model", 1, True)
+    rows = await store.list_ledger(task_id)
+    assert [r.outcome for r in rows] == ["ok", "ok"]
 
 
 class Refused(Recorder):

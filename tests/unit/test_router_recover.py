@@ -5,6 +5,7 @@ where none came by the call's deadline, or the request never left, the call is a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -211,3 +212,48 @@ async def test_a_cut_off_call_that_never_left_is_asked_again_at_once(
     assert alpha.looked == 1
     assert len(alpha.requests) == 1
     assert result.data == {"answer": "asked"}
+
+
+async def test_a_cut_off_repair_the_provider_kept_is_taken_after_the_answer_it_repairs(
+    store: SQLiteStore,
+) -> None:
+    alpha = KeepingProvider("alpha", [])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    first = await _cut_off(store, task_id)
+    repair = dataclasses.replace(await _cut_off(store, task_id), repair=True)
+    alpha.kept[first.call_id] = reply("not json")
+    alpha.kept[repair.call_id] = reply(json.dumps({"answer": "repaired"}))
+
+    result = await router.call(
+        tier="execution",
+        messages=MESSAGES,
+        task_id=task_id,
+        output_schema=SCHEMA,
+        recover=dataclasses.replace(first, repaired=repair),
+    )
+
+    assert alpha.requests == []  # neither asked again
+    assert result.data == {"answer": "repaired"}
+    assert result.call_id == repair.call_id
+    rows = await store.list_ledger(task_id)
+    assert len(rows) == 2
+    assert not any(r.upper_bound for r in rows)
+    assert result.cost_nano == sum(r.cost_nano for r in rows)
+
+
+async def test_the_repair_ask_is_told_as_sent_and_marked_so(store: SQLiteStore) -> None:
+    alpha = KeepingProvider("alpha", [reply("not json"), reply(json.dumps({"answer": "ok"}))])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+    seen: list[SentCall] = []
+
+    async def sent(call: SentCall) -> None:
+        seen.append(call)
+
+    result = await router.call(
+        tier="execution", messages=MESSAGES, task_id=task_id, output_schema=SCHEMA, sent=sent
+    )
+
+    assert [s.repair for s in seen] == [False, True]
+    assert seen[1].call_id == result.call_id
