@@ -3,9 +3,8 @@ events, JSON output). Money is integer nano-dollars (see ``money.py``); times ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -178,11 +177,11 @@ class CallRow(Protocol):
     def simulated(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ReservedRow:
+class ReservedRow(NamedTuple):
     """A ``CallRow`` and nothing more. The router makes one per attempt, before its request
     leaves: a ``LedgerEntry`` (validated, and stamped with the time) took some 4 us to build
-    there, three times as much amid a busy call, for the five values a reservation keeps."""
+    there, three times as much amid a busy call, for the five values a reservation keeps (a
+    frozen dataclass, 0.9 us: each field set through ``object.__setattr__``; this, 0.4 us)."""
 
     module_id: str | None
     tier: Tier
