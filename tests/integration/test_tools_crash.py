@@ -3,10 +3,11 @@ model turn is asked again (counted at the provider fake), no tool call runs twic
 the MCP server), and what the crashes cut off is in the transcript and on the ledger.
 
 The module asks, in turn 1, for a read-only call and a side-effecting one at once, then answers
-in turn 2. The kill points, drawn at random (the seed is in every failure message;
-``AGENTFIRM_CRASH_SEED`` replays one) and taken in the order the work reaches them: right after
-any journal mark (a turn about to be asked or answered, a tool call started or finished), while
-the provider holds a turn's request, and inside either tool after it took effect. The process is
+in turn 2, with an answer that fails its schema, and again in that turn's repair ask. The kill
+points, drawn at random (the seed is in every failure message; ``AGENTFIRM_CRASH_SEED`` replays
+one) and taken in the order the work reaches them: right after any journal mark (an ask about
+to be sent, a turn answered, a tool call started or finished), while the provider holds an
+ask's request, and inside either tool after it took effect. The process is
 killed with SIGKILL, so nothing of its own clean-up runs. Children are forked from a
 ``forkserver`` that imported the child's code once: each starts in a fraction of a second.
 
@@ -15,9 +16,11 @@ stays to read it. A kill while the provider holds a turn comes either once it ha
 kept the answer, or while it is still generating it (``held``): that answer is kept only after
 the client died, once the resumed run has looked for it in vain (twice), so the resumed run must
 wait for it. Either way the resumed run takes the answer from the provider's record instead of
-asking again, so each turn reaches the provider exactly once, and its ledger row is booked at
-what it cost, once. The provider timeout is short (``TIMEOUT_S``), so that a wait for a record
-that never comes would be short too."""
+asking again (the repair's too, after the answer it repairs), so each ask reaches the provider
+exactly once, and its ledger row is booked at what it cost, once. Without it a turn is asked
+again for each crash that cut it off, its first ask too when the crash cut off its repair. The
+provider timeout is short (``TIMEOUT_S``), so that a wait for a record that never comes would be
+short too."""
 
 from __future__ import annotations
 
@@ -59,6 +62,14 @@ TIMEOUT_S = 5.0
 was sent (``reconcile.record_deadline``)."""
 MISSES = 2
 """How many lookups of a held answer find nothing before it is kept."""
+REPAIR = 3
+"""The ask key (the fake's counts, the kill points) of turn 2's repair; 1 and 2: the turns'
+first asks."""
+
+
+def sent_mark(ask: int) -> list[Any]:
+    """The journal mark (``tools_crash_child.DyingBus``) of an attempt of ``ask``."""
+    return [TURN_SENT, 2 if ask == REPAIR else ask, None, ask == REPAIR]
 
 
 @dataclass
@@ -69,7 +80,8 @@ class Crashes:
     stored: bool = False
     """``openai_store`` on: a turn held at the provider is answered (and kept) before the kill."""
     child: BaseProcess | None = None
-    kill_at_turn: int | None = None
+    kill_at: int | None = None
+    """The ask held at the provider when the child is killed."""
     kill_on_receipt: bool = False
     """Kill the child once the fake has billed and kept the answer it is about to send."""
     kill_in_tool: str | None = None
@@ -92,7 +104,8 @@ class Crashes:
 
 
 class Provider:
-    """Turn 1 asks for both tools at once; turn 2 (tool results in the chat) answers."""
+    """Turn 1 asks for both tools at once; turn 2 (tool results in the chat) answers, not in
+    its schema; its repair (the answer and the repair prompt after the tool results) answers."""
 
     def __init__(self, fake: OpenAIFake, crashes: Crashes) -> None:
         self.fake = fake
@@ -100,21 +113,24 @@ class Provider:
 
     def __call__(self, request: Recorded) -> Reply:
         body: dict[str, Any] = request.body
-        turn = 2 if any(m.get("role") == "tool" for m in body.get("messages", [])) else 1
-        self.crashes.asked[turn] += 1
-        if turn == self.crashes.kill_at_turn and self.crashes.hold:
+        roles = [m.get("role") for m in body.get("messages", [])]
+        ask = 1 if "tool" not in roles else REPAIR if roles[-2:] == ["assistant", "user"] else 2
+        self.crashes.asked[ask] += 1
+        if ask == self.crashes.kill_at and self.crashes.hold:
             self.crashes.kill_held = True  # killed while its answer is still generated
-        elif turn == self.crashes.kill_at_turn and self.crashes.stored:
+        elif ask == self.crashes.kill_at and self.crashes.stored:
             self.crashes.kill_on_receipt = True  # answered: killed once the answer is kept
-        elif turn == self.crashes.kill_at_turn:
+        elif ask == self.crashes.kill_at:
             self.crashes.kill()
             return Reply(reset=True)
-        self.crashes.answered[turn] += 1
-        if turn == 1:
+        self.crashes.answered[ask] += 1
+        if ask == 1:
             return self.fake.tool_calls(
                 ("c1", "notes__read_price", {"product": "KW-9"}),
                 ("c2", "notes__write_note", {"text": "KW-9 noted"}),
             )(request)
+        if ask == 2:
+            return self.fake.ok("KW-9 is EUR 1,180; noted.")(request)  # no JSON: repaired
         return self.fake.structured(NOTES)(request)
 
 
@@ -213,46 +229,53 @@ def fake(crashes: Crashes) -> Iterator[OpenAIFake]:
 
 
 Point = tuple[str, Any]
-"""``("event", [type, turn, call_id])``: die right after that journal mark; ``("provider",
-turn)``: while the provider holds that turn (with ``openai_store``, once it kept the answer);
-``("held", turn)``: while the provider still generates that turn's answer (``openai_store``
-only); ``("tool", name)``: inside the tool."""
+"""``("event", [type, turn, call_id, repair])``: die right after that journal mark (``None``:
+any); ``("provider", ask)``: while the provider holds that ask (with ``openai_store``, once it
+kept the answer); ``("held", ask)``: while the provider still generates that ask's answer
+(``openai_store`` only); ``("tool", name)``: inside the tool."""
 
 
 def draw(rng: random.Random, kills: int = 10, *, stored: bool = False) -> list[Point]:
     """``kills`` points in the order a run reaches them. The points of an ask (its "sent" mark,
     the provider holding it) are reached again after a crash there, so they may repeat; the
     others come at most once, and a tool is cut off right after its start mark or inside it,
-    not both. ``stored``: once the provider held an ask, its answer is (or will be) on record and
-    the turn is not asked again, so that point comes at most once per turn, after its "sent"
-    marks; and at least one turn's last ask is cut off while its answer is generated."""
+    not both. Turn 2's points mix those of its first ask and of its repair: a crash in the
+    repair has the first asked again. ``stored``: once the provider held an ask, its answer is
+    (or will be) on record and it is not asked again, so each ask's points are its "sent"
+    marks, then perhaps one at the provider; and at least one ask is cut off while its answer
+    is generated."""
     middle: list[Point] = []
     if rng.random() < 0.5:
-        middle.append(("event", [TURN, 1, None]))
+        middle.append(("event", [TURN, 1, None, None]))
     for call_id, tool in TOOLS.items():
         cut = rng.choice(["start", "inside", None])
         if cut == "start":
-            middle.append(("event", [STARTED, 1, call_id]))
+            middle.append(("event", [STARTED, 1, call_id, None]))
         elif cut == "inside":
             middle.append(("tool", tool))
         if rng.random() < 0.5:
-            middle.append(("event", [TOOL, 1, call_id]))
-    end: list[Point] = [("event", [TURN, 2, None])] if rng.random() < 0.5 else []
+            middle.append(("event", [TOOL, 1, call_id, None]))
+    end: list[Point] = [("event", [TURN, 2, None, None])] if rng.random() < 0.5 else []
     left = kills - len(middle) - len(end)
     first = rng.randint(0, left)
 
-    def asks(turn: int, count: int) -> list[Point]:
-        sent: Point = ("event", [TURN_SENT, turn, None])
-        points = [rng.choice([sent, ("provider", turn)]) for _ in range(count)]
-        if stored and ("provider", turn) in points:
-            points = [*[sent] * (count - 1), ("provider", turn)]
-        return points
+    def mixed(asks: list[int], count: int) -> list[Point]:
+        choices = [p for a in asks for p in [("event", sent_mark(a)), ("provider", a)]]
+        return [rng.choice(choices) for _ in range(count)]
 
-    turns = {1: asks(1, first), 2: asks(2, left - first)}
-    if stored:
-        held = rng.choice([turn for turn, points in turns.items() if points])
-        turns[held][-1] = ("held", held)
-    return [*turns[1], *middle, *turns[2], *end]
+    if not stored:
+        return [*mixed([1], first), *middle, *mixed([2, REPAIR], left - first), *end]
+    by_ask: dict[int, list[Point]] = {1: [], 2: [], REPAIR: []}
+    for asks, count in (([1], first), ([2, REPAIR], left - first)):
+        for n, ask in enumerate(asks):
+            many = count if n == len(asks) - 1 else rng.randint(0, count)
+            count -= many
+            by_ask[ask] = [("event", sent_mark(ask))] * many
+            if many and rng.random() < 0.5:
+                by_ask[ask][-1] = ("provider", ask)
+    held = rng.choice([ask for ask, points in by_ask.items() if points])
+    by_ask[held][-1] = ("held", held)
+    return [*by_ask[1], *middle, *by_ask[2], *by_ask[REPAIR], *end]
 
 
 async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
@@ -272,7 +295,7 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
 
     def run_child(point: Point | None) -> int | None:
         kind, where = point or (None, None)
-        crashes.kill_at_turn = where if kind in ("provider", "held") else None
+        crashes.kill_at = where if kind in ("provider", "held") else None
         crashes.hold = kind == "held"
         crashes.kill_in_tool = where if kind == "tool" else None
         config = {
@@ -294,12 +317,23 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
     assert codes == [-signal.SIGKILL] * 10, why
     assert run_child(None) == 0, why
 
-    # No answered turn was asked again: a turn is asked once more for each kill that cut off
-    # its answer at the provider, never after it was answered; with the answer on record, never.
+    # No answered ask was asked again: an ask is asked once more for each kill that cut off its
+    # answer at the provider, turn 2's first for each that cut off its repair too (the turn was
+    # not over), never after it was answered; with the answer on record, never.
     at_provider = Counter(where for kind, where in points if kind in ("provider", "held"))
-    assert crashes.answered == Counter({1: 1, 2: 1}), why
-    again = Counter() if crashes.stored else at_provider
-    assert crashes.asked == Counter({1: 1 + again[1], 2: 1 + again[2]}), why
+    marks = Counter(
+        REPAIR if where[3] else where[1]
+        for kind, where in points
+        if kind == "event" and where[0] == TURN_SENT
+    )
+    if crashes.stored:
+        assert crashes.asked == crashes.answered == Counter({1: 1, 2: 1, REPAIR: 1}), why
+        again = Counter[int]()
+    else:
+        in_repair = marks[REPAIR] + at_provider[REPAIR]
+        assert crashes.answered == Counter({1: 1, 2: 1 + in_repair, REPAIR: 1}), why
+        again = at_provider + Counter({2: in_repair})
+        assert crashes.asked == Counter({1: 1, 2: 1, REPAIR: 1}) + again, why
     # No tool call ran twice. One cut off by a crash (inside, or right after its start mark) was
     # not run again: the model was told, and the transcript shows it interrupted.
     inside = {where for kind, where in points if kind == "tool"}
@@ -314,14 +348,15 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
     interrupted = {e["tool"] for e in entries if e["kind"] == "tool" and e["interrupted"]}
     assert interrupted == {f"notes__{t}" for t in inside | at_start}, why
     assert sum(e["kind"] == "tool" for e in entries) == 2, why
-    # Every ask a crash cut off is in the transcript; each that reached the provider is on the
-    # ledger at its reservation (an upper bound), and the two answered turns at their price.
-    cut = again + Counter(
-        where[1] for kind, where in points if kind == "event" and where[0] == TURN_SENT
-    )
+    # Every ask a crash cut off is in the transcript (without the record, the repair's twice:
+    # itself, and the first ask it repaired); each that reached the provider is on the ledger at
+    # its reservation (an upper bound), and each answered ask at its price.
+    cut = marks + again
+    cut = Counter({1: cut[1], 2: cut[2] + cut[REPAIR]}) - Counter()
     assert Counter(e["turn"] for e in entries if e["kind"] == "lost") == cut, why
     recovered = Counter(e["turn"] for e in entries if e["kind"] == "model" and e.get("recovered"))
-    assert recovered == (at_provider if crashes.stored else Counter()), why
+    expected = Counter({1: at_provider[1], 2: at_provider[REPAIR]}) - Counter()
+    assert recovered == (expected if crashes.stored else Counter()), why
     rows = await store.list_ledger(task_id)
     if crashes.stored:
         # Each answer taken from the record is on the ledger at what it cost, booked once: the
@@ -329,7 +364,7 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
         billed = fake.bill.items
         assert (
             Counter(r.outcome for r in rows)
-            == Counter(ok=2 - at_provider.total(), cancelled=at_provider.total()) - Counter()
+            == Counter(ok=3 - at_provider.total(), cancelled=at_provider.total()) - Counter()
         ), why
         assert not any(r.upper_bound for r in rows), why
         assert sum(r.input_tokens for r in rows) == sum(b.input_tokens for b in billed), why
@@ -340,7 +375,9 @@ async def test_sigkill_ten_times_then_resume_repeats_no_turn_and_no_tool_call(
         assert artifact.content == NOTES
         return
     outcomes = Counter(r.outcome for r in rows)
-    assert outcomes == Counter(ok=2, cancelled=at_provider.total()) - Counter(), why
+    # Each answered ask was read: none was killed once answered.
+    ok = crashes.answered.total()
+    assert outcomes == Counter(ok=ok, cancelled=at_provider.total()) - Counter(), why
     assert all(r.cost_nano > 0 for r in rows), why
     [artifact] = (await store.latest_artifacts(task_id)).values()
     assert artifact.content == NOTES

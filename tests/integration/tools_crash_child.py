@@ -4,8 +4,9 @@ parent test.
 
 The test forks it from a ``forkserver`` that imported this module once (``run``), so a child
 starts in a fraction of a second. ``die_after`` names a journal event after which the child
-SIGKILLs itself (the event is on disk, nothing after it happened): ``[type, turn, call_id]``,
-``None`` matching anything. See ``test_tools_crash.py``."""
+SIGKILLs itself (the event is on disk, nothing after it happened): ``[type, turn, call_id,
+repair]`` (``repair``: a mark of the turn's repair ask or of its first), ``None`` matching
+anything. See ``test_tools_crash.py``."""
 
 from __future__ import annotations
 
@@ -55,12 +56,13 @@ class DyingBus(SQLiteLogBus):
     ) -> Event:
         event = await super().publish(task_id, type, payload, module_id=module_id, stream=stream)
         if self.die_after is not None:
-            kind, turn, call_id = self.die_after
+            kind, turn, call_id, repair = self.die_after
             got = payload or {}
             if (
                 type == kind
                 and turn in (None, got.get("turn"))
                 and call_id in (None, got.get("call_id"))
+                and repair in (None, got.get("repair", False))
             ):
                 os.kill(os.getpid(), signal.SIGKILL)
         return event
