@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentfirm.domain.models import LedgerEntry
+from agentfirm.domain.models import LedgerEntry, ModuleRun
 from agentfirm.errors import BadInput
 from agentfirm.router.budget import BudgetGuard
 from agentfirm.store.sqlite import SQLiteStore, inline
@@ -158,6 +158,26 @@ async def test_the_wal_stays_bounded_when_bookings_are_made_as_the_router_makes_
     assert wal.stat().st_size < 200 * page
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
+
+
+async def test_every_kind_of_write_goes_inline_again_once_the_shared_connection_had_its_turn(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transaction (set_budget), a one-statement write (upsert_module_run) and a booking each
+    # take the slow way's turn when it comes: each must say it did, or every later write would
+    # go the slow way (the inline turns stop counting).
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 5)
+    task_id = await task_with_budget(store, 10**12)
+    writes = [
+        lambda n: store.set_budget(task_id, 10**12 + n),
+        lambda n: store.upsert_module_run(ModuleRun(task_id=task_id, module_id=f"m{n}")),
+        lambda n: store.record_call(row(task_id, f"c{n}", 0, outcome="error")),
+    ]
+    for write in writes:
+        before = store._inline._writes
+        for n in range(20):
+            await write(n)
+        assert store._inline._writes - before == 20  # one turn each, inline or the slow way
 
 
 async def test_a_reserve_cancelled_on_the_shared_connection_holds_nothing(

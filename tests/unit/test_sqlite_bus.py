@@ -11,6 +11,7 @@ import pytest
 
 from agentfirm.bus.sqlite_log import SQLiteLogBus
 from agentfirm.domain.models import Event
+from agentfirm.store.sqlite import inline
 
 # Long enough that only the in-process wake-up can deliver in time: a test relying on polling
 # sets its own interval.
@@ -202,3 +203,17 @@ async def test_closing_the_bus_ends_its_subscriptions(tmp_path: Path) -> None:
     await bus.close()
 
     assert await follower == []
+
+
+async def test_publishes_go_inline_again_once_the_shared_connection_had_its_turn(
+    bus: SQLiteLogBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One write in CHECKPOINT_EVERY goes through the shared connection (it checkpoints); the
+    # turn holds until that write is made. A bus that never said so would write the slow way
+    # from then on: the inline writes would stop counting.
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 5)
+    for i in range(30):
+        await bus.publish("t1", "progress", {"i": i})
+
+    assert bus._inline._writes >= 25  # all but the slow ones counted as inline turns
+    assert [e.seq for e in await bus.replay("t1")] == list(range(1, 31))
