@@ -266,7 +266,6 @@ class Attempts:
             if sent.cancelled() or sent.exception() is not None:
                 exc = None if sent.cancelled() else sent.exception()
                 err: BaseException
-                # Asked once: a cancelled task gives its cancellation's message only once.
                 waited = exc is None and waited_out(sent)
                 if isinstance(exc, TimeoutError) or (waited and not abandoned):
                     err = ProviderTimeout(f"{entry.label} timed out after {request.timeout_s:g}s")
