@@ -43,6 +43,7 @@ from agentfirm.router.base import ChainEntry, Message
 from agentfirm.router.pricing import Pricer
 from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.router.router import Router
+from agentfirm.runs.heap import settle_heap
 from agentfirm.secrets import Redactor
 from agentfirm.store.postgres import PostgresStore
 from tests.fakes.pg_proxy import RoundTripCounter
@@ -156,6 +157,7 @@ async def run(url: str, rounds: int, calls: int, width: int, pool: int, durable:
         task_id = await funded_task(store, ceiling_nano=10**15)
         await concurrent(router, task_id, width, width)  # warm: the pool is full
         await sequential(router, task_id, calls // 4)
+        settle_heap()  # as the daemon does once it is up
         seq: list[Side] = []
         conc: list[Side] = []
         ratios: list[float] = []

@@ -46,6 +46,7 @@ from agentfirm.router.providers._common import KEY_TTL_S
 from agentfirm.router.providers.anthropic import AnthropicProvider, request_params
 from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.router.router import Router
+from agentfirm.runs.heap import settle_heap
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.store.sqlite import SQLiteStore
 from tests.fakes.anthropic_fake import AnthropicFake
@@ -113,6 +114,7 @@ async def measure_structured(calls: int, warmup: int) -> tuple[list[Timing], lis
             redact=redactor.redact,
         )
         task_id = await funded_task(store, ceiling_nano=10**15)
+        settle_heap()  # as the daemon does once it is up
 
         async def via_provider() -> Timing:
             request = ProviderRequest(
@@ -221,8 +223,8 @@ async def measure(calls: int, warmup: int) -> tuple[list[float], list[float], li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="measured calls on each side")
-    parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls on each side")
+    parser.add_argument("--calls", type=int, default=1000, help="measured calls on each side")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured calls on each side")
     parser.add_argument(
         "--structured-only", action="store_true", help="skip the HTTP (Anthropic fake) part"
     )

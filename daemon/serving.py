@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator, Mapping
 import structlog
 import uvicorn
 
+from agentfirm.runs.heap import settle_heap
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings
 
@@ -72,6 +73,7 @@ async def serve(
             )
             server = _Server(config, on_stop=host.shutdown)
             await host.start()
+            settle_heap()
             log.info("daemon.serving", socket=str(path), pid=os.getpid())
             await server.serve(sockets=[sock])
         finally:

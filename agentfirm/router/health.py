@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 BreakerState = Literal["closed", "open", "half_open"]
 Clock = Callable[[], float]
@@ -36,8 +36,10 @@ class BreakerPolicy:
     cooldown_s: float = 30.0
 
 
-@dataclass(frozen=True)
-class _Sample:
+class _Sample(NamedTuple):
+    """One attempt. A tuple of plain values: cheap to make on every call, and the collector
+    stops tracking it (a window holds up to ten thousand)."""
+
     at: float
     ok: bool
     latency_ms: int

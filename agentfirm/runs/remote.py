@@ -41,6 +41,7 @@ from agentfirm.handoff.task_repo import (
 )
 from agentfirm.ids import new_id
 from agentfirm.log import bind_ids, configure_logging
+from agentfirm.runs.heap import settle_heap
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings, load_settings
 
@@ -213,6 +214,7 @@ async def run_spec(
     repos = _backend(location, config, secrets)
     app = await App.open(config, redactor=redactor, secrets=secrets)
     async with app:
+        settle_heap()
         with bind_ids(task_id=spec.task_id):
             log.info("remote.run_started", run_id=run.run_id, repo=location, runner=run.runner)
             return await _run(app, repos, location, spec, run, redactor.redact)

@@ -47,6 +47,7 @@ from agentfirm.handoff.task_repo import RunRequest
 from agentfirm.ids import new_id
 from agentfirm.log import bind_ids
 from agentfirm.runs.firmly import firmly
+from agentfirm.runs.heap import settle_heap
 from agentfirm.runs.remote import RemoteResult, run_for_worker
 from agentfirm.secrets import Redactor, SecretStore
 from agentfirm.settings import Settings
@@ -425,6 +426,7 @@ async def serve(
         app.router  # noqa: B018 - fail now, not at the first task, when no provider can serve
         await queue.open()
         try:
+            settle_heap()
             if started is not None:
                 started()
             return await Worker(app, queue, options, report=report).run()

@@ -373,6 +373,15 @@ def test_run_through_the_daemon_matches_an_in_process_run(
 
     assert here.code == done[0].code == 0
     assert _comparable(done[0].json()) == _comparable(here.json())
+    # Both drivers, the daemon and this process, set their start-up heap aside once they were up.
+    settled = [
+        line
+        for log in shell.home.rglob("*.log")
+        for line in map(json.loads, log.read_text(encoding="utf-8").splitlines())
+        if line["event"] == "process.heap_settled"
+    ]
+    assert len({line["pid"] for line in settled}) == len(settled) == 2, settled
+    assert all(line["frozen_objects"] > 10_000 for line in settled)
 
 
 def test_a_running_daemon_serves_a_task_by_the_settings_and_personas_of_its_caller(

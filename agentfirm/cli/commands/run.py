@@ -184,6 +184,7 @@ def master_here(
     would drive it with, deciding on this terminal unless ``yes`` or the policy says ``--yes``.
     Refuses (``BadInput``) when someone must answer and stdin is no terminal."""
     from agentfirm.cli.output import console
+    from agentfirm.runs.heap import settle_heap
 
     out, decider, observer = front_end(
         yes=yes or policy.auto_approve, as_json=as_json, allowed_tools=policy.allowed_tools
@@ -192,6 +193,7 @@ def master_here(
     launch = _launch_printer(console(stderr=True) if as_json else out)
     # this process read the personas a moment ago: only the settings may differ
     view = app_.serving(policy.model_copy(update={"personas_dir": None}))
+    settle_heap()  # a drive: this process now runs the task's calls
     return view.master(decider, observer, runner=policy.runner, on_launch=launch), out
 
 
