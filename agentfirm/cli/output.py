@@ -369,12 +369,21 @@ def print_cost_table(out: Console, cost: Mapping[str, Any], *, title: str = "Cos
     out.print(table)
 
 
-def print_rows(out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_rows(
+    out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]], *, whole: int = 1
+) -> None:
+    """A table of ``rows``. Its first ``whole`` columns are never cut nor wrapped, however narrow
+    the terminal (the others give way): the first is what a reader copies into the next command
+    (a task id, a persona's name), cut to ``t_m9623wg…`` it is of no use."""
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(plain(column))
+    for number, column in enumerate(columns):
+        if number < whole:
+            widest = max((len(row[number]) for row in rows), default=0)
+            table.add_column(plain(column), no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            table.add_column(plain(column))
     for row in rows:
         table.add_row(*(plain(cell) for cell in row))
     out.print(table)

@@ -108,6 +108,7 @@ def tasks_list(
             ]
             for r in rows
         ],
+        whole=2,  # the id to copy, and a status such as "awaiting_plan_approval"
     )
 
 
