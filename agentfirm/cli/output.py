@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentfirm.domain.calls import QUALITY_ID, STITCH_ID
@@ -370,16 +370,21 @@ def print_cost_table(out: Console, cost: Mapping[str, Any], *, title: str = "Cos
 
 
 def print_rows(
-    out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]], *, whole: int = 1
+    out: Console,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    keep: Collection[str] = (),
 ) -> None:
-    """A table of ``rows``. Its first ``whole`` columns are never cut nor wrapped, however narrow
-    the terminal (the others give way): the first is what a reader copies into the next command
-    (a task id, a persona's name), cut to ``t_m9623wg…`` it is of no use."""
+    """A table of ``rows``. Its first column, and those named in ``keep``, are never cut nor
+    wrapped, however narrow the terminal (the others give way): the first is what a reader
+    copies into the next command (a task id, a persona's name), of no use cut to ``t_m9623wg…``,
+    and an amount cut to ``$0.02…`` is a wrong amount."""
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
     for number, column in enumerate(columns):
-        if number < whole:
+        if number == 0 or column in keep:
             widest = max((len(row[number]) for row in rows), default=0)
             table.add_column(plain(column), no_wrap=True, min_width=max(widest, len(column)))
         else:

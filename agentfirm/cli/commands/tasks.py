@@ -108,7 +108,7 @@ def tasks_list(
             ]
             for r in rows
         ],
-        whole=2,  # the id to copy, and a status such as "awaiting_plan_approval"
+        keep=("status", "cost", "budget"),
     )
 
 
@@ -154,6 +154,7 @@ def tasks_show(task_id: TaskArg, as_json: JsonOpt = False, no_daemon: NoDaemonOp
             ]
             for m in data["modules"]
         ],
+        keep=("status", "cost"),
     )
     out.print()
     print_rows(
@@ -163,6 +164,7 @@ def tasks_show(task_id: TaskArg, as_json: JsonOpt = False, no_daemon: NoDaemonOp
             [t["at"][11:19], t["from"] or "—", t["to"], t["actor"], t["reason"]]
             for t in data["transitions"]
         ],
+        keep=("to",),
     )
 
 
