@@ -61,7 +61,10 @@ def _print(*, limit: int | None, as_json: bool, out: Console | None, title: str)
         out = out or console()
         print_cost_table(out, header, title=title)
         out.print()
-        out.print(_line(_COLUMNS), highlight=False)
+        # Sized by the first page: the pages after it stream, their rows cannot widen a column.
+        widths = _widths([_cells(call) for call in first["calls"]])
+        # One line a call whatever the terminal's width, so a pipe can grep a call or a module.
+        out.print(_line(_COLUMNS, widths), highlight=False, soft_wrap=True)
     shown = 0
     page = first
     while True:
@@ -70,7 +73,9 @@ def _print(*, limit: int | None, as_json: bool, out: Console | None, title: str)
                 write(("," if shown else "") + "\n    " + json.dumps(call))
             else:
                 assert out is not None
-                out.print(_line(_cells(call)), highlight=False, markup=False)
+                out.print(
+                    _line(_cells(call), widths), highlight=False, markup=False, soft_wrap=True
+                )
             shown += 1
         after = page.get("next_after_seq")
         left = None if limit is None else limit - shown
@@ -90,11 +95,19 @@ def _size(left: int | None) -> int:
 
 
 _COLUMNS = ("call", "module", "tier", "model", "in", "cached", "out", "cost", "ms", "outcome")
-_WIDTHS = (24, 16, 9, 32, 8, 8, 8, 13, 7, 0)
+_WIDTHS = (19, 16, 9, 24, 6, 6, 6, 9, 5, 0)
+"""The least width of each column (the last is not padded)."""
 
 
-def _line(cells: tuple[str, ...]) -> str:
-    return " ".join(c.ljust(w) if w else c for c, w in zip(cells, _WIDTHS, strict=True)).rstrip()
+def _widths(rows: list[tuple[str, ...]]) -> tuple[int, ...]:
+    return tuple(
+        max([least, *(len(row[n]) for row in rows)]) if least else 0
+        for n, least in enumerate(_WIDTHS)
+    )
+
+
+def _line(cells: tuple[str, ...], widths: tuple[int, ...]) -> str:
+    return " ".join(c.ljust(w) if w else c for c, w in zip(cells, widths, strict=True)).rstrip()
 
 
 def _cells(c: dict[str, Any]) -> tuple[str, ...]:

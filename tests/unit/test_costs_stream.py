@@ -80,3 +80,28 @@ async def test_the_table_marks_upper_bounds_and_says_what_is_left() -> None:
     assert "≤ $0.0010" in text
     assert "≤ $0.0070" in text  # the total includes an upper bound
     assert "4 more calls" in text
+
+
+async def test_each_call_is_one_line_on_an_80_column_pipe_and_long_names_keep_columns_aligned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(costs_stream, "PAGE", 3)  # the later pages keep the first page's widths
+
+    class LongNames(Pages):
+        async def __call__(self, size: int, after: int) -> dict[str, Any]:
+            page = await super().__call__(size, after)
+            for c in page["calls"]:
+                c["module_id"] = "non_patent_literature_search"
+            return page
+
+    buffer = io.StringIO()
+    out = Console(file=buffer, width=80)  # what rich assumes for a pipe
+
+    await stream_costs(LongNames(), limit=None, as_json=False, out=out, title="t")
+
+    lines = buffer.getvalue().splitlines()
+    rows = [line for line in lines if line[:1] == "c" and line.split()[0][1:].isdigit()]
+    assert [row.split()[0] for row in rows] == [f"c{n}" for n in range(TOTAL_CALLS)]
+    assert all(row.split()[1] == "non_patent_literature_search" for row in rows)
+    header = next(line for line in lines if line.startswith("call "))
+    assert {row.index("execution") for row in rows} == {header.index("tier")}
