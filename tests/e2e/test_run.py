@@ -333,6 +333,16 @@ def test_providers_shows_health_rows_and_the_tier_chains(cli: Cli) -> None:
     assert data["chains"]["reasoning"][0].startswith("offline:")
 
 
+def test_providers_without_any_says_so_and_what_to_set_not_an_empty_table(cli: Cli) -> None:
+    result = cli("providers")
+
+    assert result.code == 0, result.stderr
+    assert "no provider can serve a call" in result.stdout
+    assert "error rate" not in result.stdout  # no table of nothing
+    assert "reasoning  — (none)" in result.stdout
+    assert "agentfirm secrets set" in result.stdout
+
+
 def test_personas_new_writes_a_valid_persona_the_library_then_lists(cli: Cli, home: Path) -> None:
     created = cli("personas", "new", "grant_proposal")
     path = home / "config" / "personas" / "grant_proposal.yaml"

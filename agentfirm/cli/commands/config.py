@@ -54,23 +54,27 @@ def providers(as_json: JsonOpt = False) -> None:
         emit_json(data)
         return
     out = console()
-    print_rows(
-        out,
-        ["provider", "state", "error rate", "p50 ms", "calls", "key"],
-        [
+    rows = data.get("providers", [])
+    if rows:
+        print_rows(
+            out,
+            ["provider", "state", "error rate", "p50 ms", "calls", "key"],
             [
-                str(row.get("provider")),
-                str(row.get("state")),
-                f"{float(row.get('error_rate') or 0):.0%}",
-                "—" if row.get("p50_latency_ms") is None else str(row.get("p50_latency_ms")),
-                str(row.get("calls", 0)),
-                "refused" if row.get("key_refused") else "ok",
-            ]
-            for row in data.get("providers", [])
-        ],
-    )
+                [
+                    str(row.get("provider")),
+                    str(row.get("state")),
+                    f"{float(row.get('error_rate') or 0):.0%}",
+                    "—" if row.get("p50_latency_ms") is None else str(row.get("p50_latency_ms")),
+                    str(row.get("calls", 0)),
+                    "refused" if row.get("key_refused") else "ok",
+                ]
+                for row in rows
+            ],
+        )
+    else:  # the problems below say what to set
+        out.print("no provider can serve a call", markup=False)
     for tier, chain in data.get("chains", {}).items():
-        out.print(f"{tier:<10} " + " → ".join(chain), markup=False)
+        out.print(f"{tier:<10} " + (" → ".join(chain) or "— (none)"), markup=False)
     for problem in data.get("problems", []):
         out.print(f"[yellow]{plain(problem)}[/]")
     if data["source"] == "local":
