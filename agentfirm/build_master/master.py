@@ -94,8 +94,8 @@ class BuildMaster:
         ``tools``: what modules with tools may use (None: only the builtins); ``max_turns``:
         agent-loop turns of a module whose persona does not say; ``consent``: asked before a tool
         with side effects runs (the Master Agent sets its decider's ``approve_tool``);
-        ``stitch_tokens``: the most input one stitch call may take (None: a share of the
-        reasoning model's context window, see ``stitching``)."""
+        ``stitch_tokens``: the most input one stitch call, or the quality judgement, may take
+        (None: a share of the reasoning model's context window, see ``stitching``)."""
         if max_concurrency < 1 or max_attempts < 1 or max_escalations < 0:
             raise ValueError(
                 "max_concurrency and max_attempts must be at least 1, max_escalations at least 0"
@@ -371,8 +371,9 @@ class BuildMaster:
         the checklist is empty). Returns ``{items: [{item, passed, evidence, modules}], passed,
         failed, simulated}`` with exactly one item per checklist entry, in order; items the model
         left out fail with evidence ``"not judged"``; ``modules`` names the modules whose output
-        would have to change to meet a failed item (empty for a passed one). Publishes
-        ``quality.judged``."""
+        would have to change to meet a failed item (empty for a passed one). A deliverable too
+        long for ``stitch_tokens`` is judged cut at a section heading (``judge_messages``).
+        Publishes ``quality.judged``."""
         task_id = spec.task_id
         checklist = spec.quality_checklist
         module_ids = [m.id for m in spec.plan.modules]
@@ -382,7 +383,7 @@ class BuildMaster:
             result = await self._reasoning_call(
                 spec,
                 QUALITY_ID,
-                judge_messages(spec, deliverable_md),
+                judge_messages(spec, deliverable_md, bound=self.stitch_tokens),
                 judge_schema(checklist, module_ids),
             )
             raw = structured_output(result, module_id=QUALITY_ID).get("items")

@@ -1,6 +1,7 @@
 """Hierarchical stitching: past a share of the stitch model's context window, module outputs are
 stitched in groups and the group results stitched again; no stitch call passes the bound and the
-deliverable still holds every module's section."""
+deliverable still holds every module's section. The quality judgement stays within the same bound.
+A whole 2000-module task: ``tests/integration/test_stitching_task.py``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agentfirm.build_master.assembly import deliverable_markdown, judge_messages
 from agentfirm.build_master.master import BuildMaster
 from agentfirm.build_master.stitching import DEFAULT_CONTEXT_TOKENS, STITCH_SHARE, stitch_bound
 from agentfirm.bus.sqlite_log import SQLiteLogBus
@@ -147,3 +149,30 @@ def test_the_bound_is_a_share_of_the_reasoning_models_context_window(
 
     assert build.stitch_tokens == int(window * STITCH_SHARE)
     assert stitch_bound(None) == int(DEFAULT_CONTEXT_TOKENS * STITCH_SHARE)
+
+
+def test_a_deliverable_too_long_for_the_bound_is_judged_cut_at_a_section_heading() -> None:
+    spec = spec_of(400).model_copy(update={"quality_checklist": ["Every part is covered"]})
+    outputs = {
+        m.id: Artifact(
+            task_id=TASK,
+            module_id=m.id,
+            output_type="research_notes",
+            content={"title": m.id, "summary": f"What {m.id} found. " * 40, "findings": []},
+        )
+        for m in spec.plan.modules
+    }
+    body = {"title": "Cargo bikes", "executive_summary": "Demand grows.", "sections": []}
+    markdown = deliverable_markdown(spec, body, outputs, simulated=False)
+    assert estimate_messages(judge_messages(spec, markdown)) > BOUND
+
+    system, user = judge_messages(spec, markdown, bound=BOUND)
+
+    assert estimate_messages([system, user]) <= BOUND
+    shown, _, note = user.content.partition("\n\n[Cut for length")
+    assert markdown.startswith(shown.partition("# Deliverable\n\n")[2])  # the body comes first
+    assert "Cargo bikes" in shown
+    assert markdown[len(shown.partition("# Deliverable\n\n")[2]) :].startswith("\n### ")
+    left = markdown.count("\n### ") - shown.count("\n### ")
+    assert f"{left} more section(s)" in note
+    assert judge_messages(spec, markdown, bound=10**9) == judge_messages(spec, markdown)
