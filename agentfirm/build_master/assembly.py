@@ -132,20 +132,32 @@ def _cut_note(sections: int) -> str:
     )
 
 
+MODULE_ENUM_LIMIT = 250
+"""The most module ids the judgement's schema lists as an enum. OpenAI's strict mode takes at
+most 1,000 enum values in a schema, and past 250 in one enum at most 15,000 characters of them:
+a 2000-module plan's ids would have the whole call refused."""
+
+
 def judge_schema(checklist: Sequence[str], module_ids: Sequence[str] = ()) -> dict[str, Any]:
     """The quality report schema narrowed to this checklist: each entry's ``item`` must be one of
     its items, verbatim, and there must be at least one entry per item — so a model with
     structured output cannot paraphrase an item out of the match. With ``module_ids``, each
-    entry also names the modules responsible for a failed item (for the revision round)."""
+    entry also names the modules responsible for a failed item (for the revision round): one of
+    them, when they are at most ``MODULE_ENUM_LIMIT``; past it, any string (``match_verdicts``
+    keeps only the plan's)."""
     schema = schema_for("quality_report")
     entries = schema["properties"]["items"]
     entries["minItems"] = max(1, len(checklist))
     item = entries["items"]["properties"]["item"]
     item["enum"] = list(dict.fromkeys(checklist))
     if module_ids:
+        ids = list(dict.fromkeys(module_ids))
+        named: dict[str, Any] = {"type": "string"}
+        if len(ids) <= MODULE_ENUM_LIMIT:
+            named["enum"] = ids
         entries["items"]["properties"]["modules"] = {
             "type": "array",
-            "items": {"type": "string", "enum": list(dict.fromkeys(module_ids))},
+            "items": named,
             "description": "For a failed item, the modules whose output must change to meet "
             "it; empty for a passed item.",
         }

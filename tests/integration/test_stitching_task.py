@@ -34,6 +34,7 @@ from agentfirm.router.router import Router
 from agentfirm.router.tokens import estimate_messages
 from agentfirm.settings import Settings, load_settings
 from agentfirm.store.sqlite import SQLiteStore
+from tests.unit.test_stitching import enum_values
 
 MODULES = 2000
 TASK = "t_stitch2000"
@@ -183,6 +184,7 @@ async def test_a_2000_module_task_completes_with_every_stitch_call_under_the_bou
     assert len(judged) == 1
     assert judged[0].input_tokens <= bound
     assert "Cut for length" in judged[0].request.messages[-1].content
+    assert enum_values(judged[0].request.output_schema) <= 1000  # what OpenAI's strict mode takes
     # No request past its model's window.
     for sent in provider.sent:
         assert sent.input_tokens <= windows[sent.request.model]

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from agentfirm.build_master.assembly import deliverable_markdown, judge_messages
+from agentfirm.build_master.assembly import (
+    MODULE_ENUM_LIMIT,
+    deliverable_markdown,
+    judge_messages,
+    judge_schema,
+    match_verdicts,
+)
 from agentfirm.build_master.master import BuildMaster
 from agentfirm.build_master.stitching import DEFAULT_CONTEXT_TOKENS, STITCH_SHARE, stitch_bound
 from agentfirm.bus.sqlite_log import SQLiteLogBus
@@ -176,3 +182,30 @@ def test_a_deliverable_too_long_for_the_bound_is_judged_cut_at_a_section_heading
     left = markdown.count("\n### ") - shown.count("\n### ")
     assert f"{left} more section(s)" in note
     assert judge_messages(spec, markdown, bound=10**9) == judge_messages(spec, markdown)
+
+
+def enum_values(schema: object) -> int:
+    """How many enum values ``schema`` lists, in all (OpenAI's strict mode takes 1,000)."""
+    if isinstance(schema, dict):
+        own = len(schema.get("enum") or ())
+        return own + sum(enum_values(v) for k, v in schema.items() if k != "enum")
+    if isinstance(schema, list):
+        return sum(enum_values(v) for v in schema)
+    return 0
+
+
+def test_the_judgement_schema_of_2000_modules_stays_within_strict_modes_enum_limits() -> None:
+    checklist = ["Every part is covered", "Sources are named"]
+    ids = [f"m{n}" for n in range(MODULES)]
+
+    few = judge_schema(checklist, ids[:MODULE_ENUM_LIMIT])
+    many = judge_schema(checklist, ids)
+
+    named = few["properties"]["items"]["items"]["properties"]["modules"]["items"]
+    assert named["enum"] == ids[:MODULE_ENUM_LIMIT]
+    named = many["properties"]["items"]["items"]["properties"]["modules"]["items"]
+    assert named == {"type": "string"}
+    assert enum_values(many) <= 1000
+    assert match_verdicts(
+        checklist, [{"item": checklist[0], "passed": False, "modules": ["m1999", "x"]}], ids
+    )[0]["modules"] == ["m1999"]
