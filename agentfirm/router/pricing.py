@@ -98,7 +98,11 @@ class Pricer:
         return fee is not None and fee > 0
 
     def context_window(self, entry: ChainEntry) -> int | None:
-        """The model's input-token window per genai-prices, or None when it does not say."""
+        """The model's input-token window: the override's when it gives one, else genai-prices',
+        else None."""
+        override = self._override(entry)
+        if override is not None and override.context_window is not None:
+            return override.context_window
         return self._list.context_window(_price_provider(entry), entry.model)
 
     def price_nano(self, entry: ChainEntry, usage: Usage) -> int:

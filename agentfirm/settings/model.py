@@ -148,6 +148,18 @@ class PriceOverride(BaseModel):
     input_per_mtok: Decimal
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None = None
+    context_window: int | None = None
+    """The model's input-token window, for one genai-prices does not know (a local model):
+    a stitch call, and the quality judgement, take at most half of it."""
+
+    @field_validator("context_window")
+    @classmethod
+    def _window(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise _problem(
+                "must be greater than 0", "set the model's input window in tokens, such as 131072"
+            )
+        return value
 
 
 def _path_env(env: Mapping[str, str]) -> dict[str, str]:

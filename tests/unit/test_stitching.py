@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agentfirm.build_master.assembly import (
     MODULE_ENUM_LIMIT,
@@ -27,6 +29,7 @@ from agentfirm.router.pricing import Pricer
 from agentfirm.router.providers.offline import OfflineProvider
 from agentfirm.router.router import Router
 from agentfirm.router.tokens import estimate_messages
+from agentfirm.settings import PriceOverride
 from agentfirm.store.sqlite import SQLiteStore
 
 TASK = "t_stitch"
@@ -209,3 +212,25 @@ def test_the_judgement_schema_of_2000_modules_stays_within_strict_modes_enum_lim
     assert match_verdicts(
         checklist, [{"item": checklist[0], "passed": False, "modules": ["m1999", "x"]}], ids
     )[0]["modules"] == ["m1999"]
+
+
+def test_a_model_genai_prices_does_not_know_takes_its_window_from_its_price_override(
+    store: SQLiteStore, bus: SQLiteLogBus
+) -> None:
+    local = ChainEntry("offline", "llama3.1:8b")  # as an openai_compat local model is named
+    known = PriceOverride(input_per_mtok=Decimal(0), output_per_mtok=Decimal(0))
+    sized = known.model_copy(update={"context_window": 32_768})
+
+    def build_with(price: PriceOverride) -> BuildMaster:
+        routed = Router(
+            chains={t: [local] for t in ("reasoning", "execution", "utility")},
+            providers={"offline": Recording()},
+            pricer=Pricer({"llama3.1:8b": price}),
+            store=store,
+        )
+        return BuildMaster(store=store, bus=bus, router=routed)
+
+    assert build_with(sized).stitch_tokens == int(32_768 * STITCH_SHARE)
+    assert build_with(known).stitch_tokens == stitch_bound(None)  # the assumed window
+    with pytest.raises(ValidationError):
+        PriceOverride(input_per_mtok=Decimal(0), output_per_mtok=Decimal(0), context_window=0)
