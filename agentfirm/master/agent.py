@@ -173,6 +173,7 @@ class MasterAgent:
             self.pricing,
             checklist_items=len(spec.quality_checklist),
             default_max_turns=getattr(self.build, "max_turns", DEFAULT_MAX_TURNS),
+            stitch_tokens=getattr(self.build, "stitch_tokens", None),
         )
 
     async def plan(self, task: Task) -> tuple[TaskSpec, Estimate]:

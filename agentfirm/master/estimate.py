@@ -91,16 +91,33 @@ def _loop_nano(
     return total
 
 
+def stitch_inputs(outputs: int, out: int, bound: int | None) -> list[int]:
+    """The input tokens of each stitch call over ``outputs`` tokens of module outputs, as
+    ``BuildMaster.stitch`` makes them: one call when they fit ``bound``, else groups that fit it,
+    whose results (``out`` tokens each) are stitched again, level by level."""
+    calls: list[int] = []
+    room = None if bound is None else bound - _BRIEF_TOKENS
+    while room is not None and room > 0 and outputs > room:
+        groups = -(-outputs // room)
+        if groups * out >= outputs:  # the results would not shrink: one call holds them
+            break
+        calls += [_BRIEF_TOKENS + -(-outputs // groups)] * groups
+        outputs = groups * out
+    return [*calls, _BRIEF_TOKENS + outputs]
+
+
 def estimate_plan(
     plan: Plan,
     pricing: Pricing,
     *,
     checklist_items: int = 3,
     default_max_turns: int = DEFAULT_MAX_TURNS,
+    stitch_tokens: int | None = None,
 ) -> Estimate:
     """Estimate every sub-agent call, the stitch and the quality judgement. A module with tools
     is an agent loop: expected one round of tools then the answer, at worst ``max_turns`` rounds
-    and the answer."""
+    and the answer. ``stitch_tokens``: the most input a stitch call, or the judgement, takes
+    (``BuildMaster.stitch_tokens``; None: no bound), past which the stitch is hierarchical."""
     expected_out: dict[str, int] = {}
     worst_out: dict[str, int] = {}
     rows: list[ModuleEstimate] = []
@@ -136,24 +153,32 @@ def estimate_plan(
             )
         )
     stitch_cap = MAX_TOKENS["reasoning"]
+    stitch_exp = int(stitch_cap * _EXPECTED_SHARE)
     all_exp, all_worst = sum(expected_out.values()), sum(worst_out.values())
     rows.append(
         ModuleEstimate(
             STITCH_ID,
             "reasoning",
-            pricing.estimate_nano(
-                "reasoning", _BRIEF_TOKENS + all_exp, int(stitch_cap * _EXPECTED_SHARE)
+            sum(
+                pricing.estimate_nano("reasoning", tokens, stitch_exp)
+                for tokens in stitch_inputs(all_exp, stitch_exp, stitch_tokens)
             ),
-            pricing.estimate_nano("reasoning", _BRIEF_TOKENS + all_worst, stitch_cap),
+            sum(
+                pricing.estimate_nano("reasoning", tokens, stitch_cap)
+                for tokens in stitch_inputs(all_worst, stitch_cap, stitch_tokens)
+            ),
         )
     )
     judge_in = _BRIEF_TOKENS + stitch_cap + all_exp // 2 + 40 * checklist_items
+    judge_worst = judge_in + all_worst
+    if stitch_tokens is not None:  # a deliverable past the bound is judged cut
+        judge_in, judge_worst = min(judge_in, stitch_tokens), min(judge_worst, stitch_tokens)
     rows.append(
         ModuleEstimate(
             QUALITY_ID,
             "reasoning",
             pricing.estimate_nano("reasoning", judge_in, 120 * checklist_items),
-            pricing.estimate_nano("reasoning", judge_in + all_worst, MAX_TOKENS["reasoning"]),
+            pricing.estimate_nano("reasoning", judge_worst, MAX_TOKENS["reasoning"]),
         )
     )
     return Estimate(tuple(rows))

@@ -166,6 +166,12 @@ async def test_a_2000_module_task_completes_with_every_stitch_call_under_the_bou
     assert judged[0].input_tokens <= bound
     assert "Cut for length" in judged[0].request.messages[-1].content
     assert enum_values(judged[0].request.output_schema) <= 1000
+    # The plan's estimate priced the stitch and the judgement as they ran: their worst case
+    # covers what they cost (the suggested budget is built on it).
+    estimated = {m.module_id: m for m in master.estimate(task.spec).modules}
+    for extra in (STITCH_ID, QUALITY_ID):
+        spent = sum(e.cost_nano for e in ledger if e.module_id == extra)
+        assert 0 < spent <= estimated[extra].worst_nano
     # No request past its model's window.
     for sent in provider.sent:
         assert sent.input_tokens <= windows[sent.request.model]
