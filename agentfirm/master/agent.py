@@ -355,7 +355,8 @@ class MasterAgent:
         runner = self.runner or InprocRunner(self.build)
         if self.abort_wait_s is None:
             return runner
-        return AbortWatch(runner, self.store, within_s=self.abort_wait_s)
+        heard = self._events.aborting  # the pump the build runs in reads its transitions
+        return AbortWatch(runner, self.store, within_s=self.abort_wait_s, heard=heard)
 
     async def _reconcile(self, task_id: str, *, last: bool = False) -> bool:
         """Make what "≤" rows the providers' records can exact; a failure only leaves them

@@ -1,6 +1,7 @@
 """The event pump: while Build Master work runs, every event it publishes is copied into the
 store (deduped by seq), handed to the front end's observer and — for ``budget.exceeded`` — put
-to the budget prompt."""
+to the budget prompt; a transition to ``aborting`` is told to the task's abort watch
+(``AbortingHeard``) before anything else, so a slow observer does not keep it from hearing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 from agentfirm.bus.base import Bus
 from agentfirm.domain.models import Event
+from agentfirm.master.abort_watch import AbortingHeard
 from agentfirm.store.base import Store
 
 T = TypeVar("T")
@@ -26,6 +28,8 @@ class EventPump:
         self.bus = bus
         self.observer = observer
         self.on_budget = on_budget
+        self.aborting = AbortingHeard()
+        """Where the abort watches of the work this pump runs around hear their task turn."""
 
     async def around(self, task_id: str, work: Awaitable[T]) -> T:
         """Run ``work`` with the task's events flowing to the store and the observer."""
@@ -68,6 +72,7 @@ class EventPump:
         """``handling`` is held for a whole event, budget answer included; ``shown`` is clear
         only while the event is being recorded and shown."""
         async for event in self.bus.subscribe(task_id, after_seq=await self._last_seq(task_id)):
+            self.aborting.heard(event)
             async with handling:
                 shown.clear()
                 try:

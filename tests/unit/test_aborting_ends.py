@@ -91,6 +91,32 @@ async def test_the_driver_ends_a_task_left_aborting_once_its_build_cannot_be_spe
     assert (row.outcome, row.upper_bound, row.cost_nano) == ("cancelled", True, 1_000)
 
 
+async def test_the_driver_hears_its_task_turn_aborting_without_reading_for_it(
+    parts: tuple[SQLiteStore, SQLiteLogBus, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever moves the task (another process through the bus, here this one) publishes the
+    transition, which the driver's event pump reads anyway: its watch hears it there, and
+    reads the store only as a fallback (here: not before the guard runs out)."""
+    store, bus, root = parts
+    monkeypatch.setattr(abort_watch, "POLL_S", GUARD_S)
+    settings = load_settings({"AGENTFIRM_HOME": str(root), "AGENTFIRM_OFFLINE": "1"})
+    master = _master(parts, build_router(settings, store, available={"offline"}), AutoDecider())
+    runner = Unanswering()
+    master.runner = runner
+    master.abort_wait_s = 0.0
+    task = await master.intake(REQUEST, persona="patent_research")
+    await master.plan(task)
+
+    async with asyncio.timeout(GUARD_S):
+        driving = asyncio.create_task(master.approve_and_execute(task.id, usd_to_nano(5)))
+        await runner.started.wait()
+        await move(store, bus, task.id, S.ABORTING, actor="cli:ann", reason="stop")
+        result = await driving
+
+    assert result.status == "aborted"
+    assert runner.cancelled
+
+
 class Swallowing(Unanswering):
     """A build that swallows the first cancellation and goes on (Python 3.11's ``wait_for``
     does so when what it waited for ends in that instant: psycopg_pool's wait for a
