@@ -2,9 +2,15 @@
 
 A build the daemon drives in its own process is asked to abort on the task's control stream and
 given the time its calls in flight may take to answer; a build elsewhere (a worker, a kernel,
-Colab) that has not answered by then leaves the task ``aborting`` — watched here until it answers
-or can no longer be spending. A task another process drives (a ``run --no-daemon``) is cancelled
-as ``tasks cancel --no-daemon`` does it. And a budget question answered ``aborted`` ends its task
+Colab) that has not answered by then leaves the task ``aborting``, and its driver ends it: once
+the build answers, or once the build can no longer be spending — the driver's abort watch
+(``master.abort_watch``) owns that rule in every process that drives a task, so it is not kept
+here a second time (two timers with one deadline raced to end the task). The daemon only waits
+for its driver, and ends the task itself only when the driver cannot: a driver that stopped
+without ending it (it failed), or one still running well past when its watch gave up on the
+build (stuck: a bug, logged as such) — so whoever follows the task is never left waiting. A
+task another process drives (a ``run --no-daemon``) is cancelled as ``tasks cancel
+--no-daemon`` does it. And a budget question answered ``aborted`` ends its task
 (``abort_if_asked``).
 """
 
@@ -126,19 +132,24 @@ class Cancelling:
     async def _end_abort(
         self, task_id: str, driver: asyncio.Task[None], *, actor: str, reason: str
     ) -> None:
-        """End an ``aborting`` task: its driver ends it ``aborted`` once the build answers; a
-        build that never does is given up on once nothing it had in flight can still be
-        unbooked (the provider timeout plus the reservation grace), and the task is ended
-        here, booking what it still holds at its reservations."""
-        from agentfirm.master.abort_watch import abort_wait_s
+        """Wait for the driver of an ``aborting`` task to end it: it does once the build
+        answers, or once its watch gives up on a build that does not (``AbortWatch``). Ended
+        here only when the driver did not: it stopped without ending the task, or runs on past
+        the watch's latest give-up and the time to end the task (stuck: it is cut short)."""
+        from agentfirm.master.abort_watch import abort_wait_s, given_up_by_s
 
+        store = self.app.store
         try:
-            within = abort_wait_s(self.app.settings.provider_timeout_s)
-            ended = await wait_for_abort(driver, within_s=within)
-            if ended and (await self.app.store.get_task(task_id)).status.is_final:
-                return
+            # The watch's latest give-up, then the time a build given up on takes to stop (its
+            # calls in flight their grace) and the driver to end the task.
+            settings = self.app.settings
+            by_s = given_up_by_s(abort_wait_s(settings.provider_timeout_s))
+            by_s += answer_time(settings.cancel_grace_s)
+            ended = await wait_for_abort(driver, within_s=by_s)
+            if (await store.get_task(task_id)).status.is_final:
+                return  # its driver ended it: one still running books what it can, then says so
             if not ended:
-                log.warning("daemon.abort_never_answered", task_id=task_id, waited_s=within)
+                log.error("daemon.driver_outlived_abort_watch", task_id=task_id, waited_s=by_s)
                 await cut_short(task_id, driver)
             # A driver that ended by itself announced how; one cut short did not.
             await self._cancelled(task_id, None if ended else driver, actor=actor, reason=reason)
@@ -152,9 +163,11 @@ class Cancelling:
     ) -> dict[str, Any]:
         """Move the task, which nothing drives any more, to ``aborted``."""
         self.app.locks.acquire(task_id)  # refuses a task another process is driving
-        status = await cancel_task(
-            self.app.store, self.app.bus, task_id, actor=actor, reason=reason
-        )
+        status = (await self.app.store.get_task(task_id)).status
+        if not status.is_final:  # else the driver ended it as it was cut short
+            status = await cancel_task(
+                self.app.store, self.app.bus, task_id, actor=actor, reason=reason
+            )
         if driver is not None:
             # Its driver, cancelled, announced nothing: whoever follows the task (the `run`
             # that submitted it) hears how it ended, as from any driver that stops.

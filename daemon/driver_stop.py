@@ -7,7 +7,7 @@ an ``abort`` on the task's control stream wherever it runs (in this process, on 
 kernel, on Colab): it starts no new call, lets those in flight answer (the router's
 ``cancel_grace_s``) and books them as answered, reports ``aborted``, and its driver ends the task
 ``aborted`` itself. A build elsewhere that does not answer in time leaves the task ``aborting``
-(``wait_for_abort``) instead of pretending it stopped.
+instead of pretending it stopped, and its driver ends it (``wait_for_abort``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def stop_driver(
 
 async def wait_for_abort(driver: asyncio.Task[None], *, within_s: float) -> bool:
     """Wait for the driver of an ``aborting`` task (its build elsewhere has not answered the
-    abort yet) to end, at most ``within_s`` — past the provider timeout and the reservation
-    grace, nothing the build had in flight can still be unbooked. True when it ended."""
+    abort yet) to end, at most ``within_s``: by then its abort watch has given up on the build
+    (``master.abort_watch``) and ended the task. True when it ended."""
     done, _ = await asyncio.wait([driver], timeout=within_s)
     return bool(done)
