@@ -74,7 +74,8 @@ class App:
     env: Mapping[str, str] = field(default_factory=dict)
     """The environment the settings were loaded from (a notebook's kernel gets it)."""
     in_flight: InFlight = field(default_factory=InFlight)
-    """Requests its routers (its views' included) have sent and not yet seen end."""
+    """What it has under way: requests its routers (its views' included) have sent and not yet
+    seen end, tool calls running, and repo writes a stop waits for."""
     _router: Router | None = None
 
     @property
@@ -126,6 +127,7 @@ class App:
             await bus.close()
             await store.close()
             raise
+        in_flight = InFlight()
         return cls(
             settings=settings,
             paths=paths,
@@ -134,7 +136,8 @@ class App:
             store=store,
             bus=bus,
             personas=personas,
-            repos=repos_for(settings, secrets),
+            repos=repos_for(settings, secrets, in_flight),
+            in_flight=in_flight,
             locks=TaskLocks(paths.runtime_dir / "locks"),
             env=dict(env) if env is not None else _settings_env(settings),
         )

@@ -18,6 +18,7 @@ lost request). A tool call made by a simulated model
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -29,9 +30,12 @@ from typing import Any
 import structlog
 
 from agentfirm.build_master.journal import Journal, TurnRecord
+from agentfirm.domain.calls import InFlight
 from agentfirm.domain.models import Tier
 from agentfirm.domain.tools import ToolCall, ToolRequest, ToolResult, ToolSpec
 from agentfirm.errors import BudgetExceeded, ProviderError
+from agentfirm.router.attempt import answer as answered_within
+from agentfirm.router.attempt import finish
 from agentfirm.router.base import CallResult, Message, Usage, web_search_allowed
 from agentfirm.tools.base import ToolError
 from agentfirm.tools.catalog import ModuleTools
@@ -57,12 +61,18 @@ REPAIRS_SPENT_PROMPT = (
     "Your tool arguments were invalid twice. Answer now with the output object, using what you "
     "have; say inside it what you could not check."
 )
+TOOL_DEADLINE_S = 24 * 3600.0
+"""No deadline of the loop's own: each tool keeps its own timeout (an MCP call's, a fetch's)."""
 SIMULATED_RESULT = (
     "[simulated] {name} was not run: a simulated model asked for it, so no real call was made."
 )
 INTERRUPTED = (
     "{name} was interrupted: the process stopped after this call started and before its result "
     "was recorded, so its outcome is unknown. It is not run twice on its own; {advice}"
+)
+CUT_OFF = (
+    "{name} was cut off: the run was stopped (Ctrl-C or a cancel) while this call ran and "
+    "before it answered, so its outcome is unknown. It is not run twice on its own; {advice}"
 )
 REFUSED = "{name} was refused for budget before it ran: call it again if you still need it."
 INTERRUPTED_READ = "call it again if you still need what it returns."
@@ -205,6 +215,10 @@ class AgentLoop:
     grounded_search: bool = False
     """The model cannot search the web while offered tools (``searches_beside_tools``): with
     ``web_search`` allowed it gets the ``GroundedSearch`` function instead."""
+    in_flight: InFlight | None = None
+    """Where each tool call is kept while it runs: a second Ctrl-C cuts those off."""
+    grace_s: float = 0.0
+    """How long a tool call whose module was cancelled may still take to answer."""
 
     async def run(self, messages: Sequence[Message]) -> LoopOutcome:
         # The rule goes before the module's own brief, which stays the last thing it reads.
@@ -293,6 +307,7 @@ class AgentLoop:
         malformed = False
         denied = False
         interrupted = False
+        stopped = False
         if tool is None:
             known = ", ".join(self.tools.tools) or "none"
             answer = ToolResult(
@@ -322,7 +337,13 @@ class AgentLoop:
         else:
             await self.journal.record_start(turn, call)
             try:
-                answer = await self._run(tool.call, call)
+                answer, stopped = await self._run(tool.call, call)
+            except asyncio.CancelledError:
+                try:
+                    await finish(self._cut_off(turn, call, tool.spec))
+                except Exception as err:  # its start mark stays: a rerun says the same
+                    log.warning("tool.cut_off_unjournaled", tool=call.name, error=repr(err))
+                raise
             except BudgetExceeded:
                 # Its own model call (web_search) was refused: nothing ran, so say that rather
                 # than leave it started (a rerun would call its outcome unknown), then pause.
@@ -336,7 +357,7 @@ class AgentLoop:
                     malformed=False,
                 )
                 raise
-        await self.journal.record_tool(
+        journaled = self.journal.record_tool(
             turn,
             call,
             answer,
@@ -345,17 +366,55 @@ class AgentLoop:
             malformed=malformed,
             interrupted=interrupted,
         )
+        if stopped:  # it answered within the grace of a stop: journaled, then the stop goes on
+            await finish(journaled)
+            raise asyncio.CancelledError
+        await journaled
         return answer, malformed
 
-    @staticmethod
-    async def _run(run: Callable[[dict[str, Any]], Awaitable[str]], call: ToolCall) -> ToolResult:
+    async def _cut_off(self, turn: int, call: ToolCall, spec: ToolSpec) -> None:
+        """Journal ``call``, started, as cut off by a stop before it answered: as after a crash
+        (``journal.STARTED``), it is not run again, and the model is told its outcome is
+        unknown — here at once, in words that say why."""
+        advice = INTERRUPTED_EFFECT if spec.side_effects else INTERRUPTED_READ
+        said = CUT_OFF.format(name=call.name, advice=advice)
+        await self.journal.record_tool(
+            turn,
+            call,
+            ToolResult(call.id, call.name, said, True),
+            simulated=False,
+            denied=False,
+            malformed=False,
+            interrupted=True,
+            cut_off=True,
+        )
+
+    async def _run(
+        self, run: Callable[[dict[str, Any]], Awaitable[str]], call: ToolCall
+    ) -> tuple[ToolResult, bool]:
+        """``run``'s result as the model reads it, and whether the module was cancelled
+        meanwhile (it stops once the result is journaled). Kept in ``in_flight`` while it runs:
+        a cancelled module gives it ``grace_s`` more to answer (what it did is then known), and
+        a second Ctrl-C cuts it off; cut off, ``CancelledError`` is raised."""
         assert call.arguments is not None
+        running = asyncio.ensure_future(run(call.arguments))
+        kept = self.in_flight.tools if self.in_flight is not None else set()
+        kept.add(running)
         try:
-            return ToolResult(call.id, call.name, await run(call.arguments))
+            stopped = await answered_within(
+                running, deadline_s=TOOL_DEADLINE_S, grace_s=self.grace_s
+            )
+        finally:
+            kept.discard(running)
+        if running.cancelled():
+            raise asyncio.CancelledError
+        try:
+            return ToolResult(call.id, call.name, running.result()), stopped
         except (BudgetExceeded, ProviderError):
             raise  # a tool's own model call (web_search) refused or failed: as a turn's would
         except ToolError as err:
-            return ToolResult(call.id, call.name, str(err), True)
+            return ToolResult(call.id, call.name, str(err), True), stopped
         except Exception as err:  # a tool's own bug must not fail the module: the model is told
             log.warning("tool.failed", tool=call.name, error=repr(err))
-            return ToolResult(call.id, call.name, f"{call.name} failed: {type(err).__name__}", True)
+            failed = f"{call.name} failed: {type(err).__name__}"
+            return ToolResult(call.id, call.name, failed, True), stopped

@@ -254,7 +254,10 @@ class Journal:
         denied: bool,
         malformed: bool,
         interrupted: bool = False,
+        cut_off: bool = False,
     ) -> None:
+        """Journal ``call``'s result. ``interrupted``: its outcome is unknown, as a crash or
+        (``cut_off``) a stop cut it off before it answered; it is not run again."""
         self.tools[(turn, call.id)] = ToolRecord(answer, malformed)
         arguments = call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False)
         await self.bus.publish(
@@ -272,6 +275,7 @@ class Journal:
                 "denied": denied,
                 "malformed": malformed,
                 "interrupted": interrupted,
+                **({"cut_off": True} if cut_off else {}),
             },
             module_id=self.module_id,
         )
@@ -326,7 +330,8 @@ def transcript(events: Sequence[Event], module_id: str | None = None) -> list[di
     """The transcript of a task (or one module) from its events, in order: each model turn
     (``kind: model``: what was sent that turn, what came back, cost), each turn whose answer a
     crash lost (``kind: lost``: it was asked again) and each tool call (``kind: tool``: arguments
-    and result; ``interrupted`` when a crash cut it off and it was not run again). Already
+    and result; ``interrupted`` when a crash or a stop — ``cut_off`` — cut it off and it was not
+    run again). Already
     redacted when journaled."""
     kinds = {TURN: "model", TOOL: "tool", TURN_LOST: "lost"}
     entries = []

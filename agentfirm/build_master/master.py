@@ -254,7 +254,13 @@ class BuildMaster:
             extra[SEARCH_SPEC.name] = SearchAttachments(self.attachments, spec.task_id)
         async with contextlib.AsyncExitStack() as stack:
             try:
-                toolset = await stack.enter_async_context(self.tools.open(names, extra))
+                # A router that keeps what is in flight (not a test's) hears of the servers'
+                # stop, which a second Ctrl-C waits for and names.
+                in_flight = getattr(self.router, "in_flight", None)
+                finishing = in_flight.finishing if in_flight is not None else None
+                toolset = await stack.enter_async_context(
+                    self.tools.open(names, extra, finishing=finishing)
+                )
             except ToolError as err:
                 stopped = stopped_for_tools(
                     [str(err)], spec.task_id, before=BUILD_STEP, then="resume"

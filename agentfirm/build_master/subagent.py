@@ -234,6 +234,9 @@ async def run_subagent(
             journal=journal,
             approve=loop.approve,
             grounded_search=loop.tools.web_search and _grounded_search(router, module),
+            # A router that keeps what is in flight (not a test's) keeps the tool calls too.
+            in_flight=getattr(router, "in_flight", None),
+            grace_s=getattr(router, "cancel_grace_s", 0.0),
         ).run(messages)
         result, output = outcome.call, outcome.data
         turns, calls, exhausted = outcome.turns, outcome.tool_calls, outcome.exhausted

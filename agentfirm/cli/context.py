@@ -173,11 +173,12 @@ def with_app(
     env: dict[str, str],
     body: Callable[[App], Awaitable[T]],
     *,
-    on_interrupt: Callable[[Settings, int], None] | None = None,
+    on_interrupt: Callable[[Settings, int, int], None] | None = None,
 ) -> T:
     """Run ``body`` on an ``App`` opened in this process (and closed after). ``on_interrupt``
-    is called at the first Ctrl-C, as it arrives, with the settings and how many requests are
-    in flight then (the run then winds down; a second Ctrl-C stops it at once)."""
+    is called at the first Ctrl-C, as it arrives, with the settings and how many requests and
+    tool calls are in flight then (the run then winds down; a second Ctrl-C cuts them off and
+    says what it still waits for, ``interrupt.still_waiting``)."""
     import asyncio
 
     from agentfirm.app import App
@@ -195,15 +196,19 @@ def with_app(
         return run_async(main())
 
     def told() -> None:
-        on_interrupt(ctx.settings, opened[0].in_flight.count if opened else 0)
+        in_flight = opened[0].in_flight if opened else None
+        requests, tools = (in_flight.count, in_flight.tool_count) if in_flight else (0, 0)
+        on_interrupt(ctx.settings, requests, tools)
 
     cutting: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     def cut_off() -> None:
-        """At the second Ctrl-C: the requests still in flight are cut off now — for sure, as
-        an HTTP client on its way may swallow a cancellation (``runs.firmly``), and the call
-        would then be waited for to its end. Done on the loop, not inside the signal handler,
-        which may have interrupted the loop anywhere."""
+        """At the second Ctrl-C: the requests and tool calls still in flight are cut off now
+        — for sure, as an HTTP client on its way may swallow a cancellation (``runs.firmly``),
+        and the call would then be waited for to its end. What is never cut (``InFlight.
+        finishing``: a tool server's stop) is named, now and as it begins. Done on the loop,
+        not inside the signal handler, which may have interrupted the loop anywhere."""
+        from agentfirm.cli.interrupt import still_waiting
         from agentfirm.runs.firmly import cancel_until_done
 
         try:
@@ -212,8 +217,14 @@ def with_app(
             return
 
         def cut() -> None:
-            for sent in list(opened[0].in_flight.sent if opened else ()):
+            if not opened:
+                return
+            in_flight = opened[0].in_flight
+            for sent in [*in_flight.sent, *in_flight.tools]:
                 cutting.add(loop.create_task(cancel_until_done(sent)))
+            in_flight.heard = still_waiting
+            if in_flight.finishing_now:
+                still_waiting(" and ".join(in_flight.finishing_now))
 
         loop.call_soon_threadsafe(cut)
 

@@ -289,6 +289,8 @@ def tool_line(payload: Mapping[str, Any], width: int = 44) -> str:
         how = "[yellow](simulated: not run)[/]"
     elif payload.get("denied"):
         how = "[red](denied)[/]"
+    elif payload.get("cut_off"):
+        how = "[red](cut off by a stop: not run again)[/]"
     elif payload.get("interrupted"):
         how = "[red](interrupted by a crash: not run again)[/]"
     elif payload.get("malformed"):

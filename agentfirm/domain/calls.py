@@ -6,7 +6,8 @@ the Master's own calls never collide with a module's. Light on purpose: front en
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,18 +42,48 @@ def stale_reservation_age(provider_timeout_s: float) -> timedelta:
 
 
 class InFlight:
-    """The requests this process has sent and not yet seen end (answered, failed or cut off):
-    what a first Ctrl-C lets finish, and says it does, and what a second one cuts off. One per
-    process context, shared by the routers it builds; kept by the router around each send."""
+    """What this process has under way that a stop must deal with: the requests it has sent
+    and not yet seen end (answered, failed or cut off) and the tool calls running — what a first
+    Ctrl-C lets finish, and says it does, and what a second one cuts off — and the work that is
+    never cut (``finishing``: brief, and not to be left half done), which a second Ctrl-C waits
+    for and names. One per process context, shared by the routers it builds; kept by the router
+    around each send and by the agent loop around each tool call."""
 
-    __slots__ = ("sent",)
+    __slots__ = ("_finishing", "heard", "sent", "tools")
 
     def __init__(self) -> None:
         self.sent: set[asyncio.Future[Any]] = set()
+        self.tools: set[asyncio.Future[Any]] = set()
+        self._finishing: dict[object, str] = {}
+        self.heard: Callable[[str], None] | None = None
+        """Told what is waited for as each ``finishing`` begins, once set (a second Ctrl-C
+        sets it: what begins after it is named as it begins)."""
 
     @property
     def count(self) -> int:
         return len(self.sent)
+
+    @property
+    def tool_count(self) -> int:
+        return len(self.tools)
+
+    @property
+    def finishing_now(self) -> list[str]:
+        """What is being finished now, in the order it began (each named once)."""
+        return list(dict.fromkeys(self._finishing.values()))
+
+    @contextmanager
+    def finishing(self, what: str) -> Iterator[None]:
+        """Mark the block as work a stop waits for rather than cuts (``what`` names it, e.g.
+        ``"mcp:notes to stop"``)."""
+        key = object()
+        self._finishing[key] = what
+        if self.heard is not None:
+            self.heard(what)
+        try:
+            yield
+        finally:
+            del self._finishing[key]
 
 
 def booked_as_upper_bound(outcome: str, cost_nano: int, reported_tokens: int) -> bool:

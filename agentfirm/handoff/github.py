@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from github import Github
     from github.Repository import Repository
 
+    from agentfirm.domain.calls import InFlight
     from agentfirm.secrets import SecretStore
     from agentfirm.settings import Settings
 
@@ -335,13 +336,16 @@ def _github_message(err: Any) -> str:
     return str(err.message or "no message")
 
 
-def repos_for(settings: Settings, secrets: SecretStore) -> RepoBackend:
-    """The task repo backend the settings select: local git repos under the data dir, or GitHub
-    (token ``GITHUB_TOKEN`` from the secret store, read on each use)."""
+def repos_for(
+    settings: Settings, secrets: SecretStore, in_flight: InFlight | None = None
+) -> RepoBackend:
+    """The task repo backend the settings select: local git repos under the data dir (their
+    writes and commits marked in ``in_flight`` while they run), or GitHub (token
+    ``GITHUB_TOKEN`` from the secret store, read on each use)."""
     if settings.repo_backend == "github":
         return GitHubRepos(
             token=lambda: secrets.get(TOKEN_NAME),
             owner=settings.github_owner,
             api_url=settings.github_api_url,
         )
-    return LocalGitRepos(settings.paths.repos_dir)
+    return LocalGitRepos(settings.paths.repos_dir, in_flight)

@@ -10,12 +10,16 @@ import asyncio
 import os
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from agentfirm.errors import AgentfirmError, BadInput, DiskFull
+
+if TYPE_CHECKING:
+    from agentfirm.domain.calls import InFlight
 
 log = structlog.get_logger(__name__)
 
@@ -69,10 +73,16 @@ def checked_relpath(path: str) -> PurePosixPath:
 
 class LocalGitRepos:
     """Task repos as local git repositories under ``root`` (one directory per task, branch
-    ``main``)."""
+    ``main``). Writes and commits are brief and never cut in half (a ``git add`` killed midway
+    leaves the index locked): a cancellation waits for them to end, then is raised; while they
+    run they are marked ``finishing`` in ``in_flight``, so that a stop names what it waits for."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, in_flight: InFlight | None = None) -> None:
         self.root = root
+        self.in_flight = in_flight
+
+    def _finishing(self, what: str) -> AbstractContextManager[None]:
+        return self.in_flight.finishing(what) if self.in_flight is not None else nullcontext()
 
     async def create(self, task_id: str) -> str:
         if not _SAFE_NAME.fullmatch(task_id):
@@ -104,9 +114,12 @@ class LocalGitRepos:
         return not await asyncio.to_thread((Path(repo) / ".git").is_dir)
 
     async def write_files(self, repo: str, files: Mapping[str, str | bytes]) -> None:
+        from agentfirm.router.attempt import finish
+
         root = Path(repo)
         targets = {root.joinpath(checked_relpath(name)): data for name, data in files.items()}
-        await asyncio.to_thread(_write_all, root, targets)
+        with self._finishing(f"the outputs to be written to {repo}"):
+            await finish(asyncio.to_thread(_write_all, root, targets))
 
     async def read_file(self, repo: str, path: str) -> bytes | None:
         target = Path(repo).joinpath(checked_relpath(path))
@@ -117,6 +130,12 @@ class LocalGitRepos:
         return await asyncio.to_thread(read)
 
     async def commit(self, repo: str, message: str) -> str:
+        from agentfirm.router.attempt import finish
+
+        with self._finishing(f"the git commit in {repo}"):
+            return await finish(self._commit(repo, message))
+
+    async def _commit(self, repo: str, message: str) -> str:
         path = Path(repo)
         await _git(path, "add", "--all")
         await _git(path, "commit", "--quiet", "--allow-empty", "-m", message)

@@ -126,6 +126,7 @@ class Router:
         self._rng = rng or random.Random()
         self._timeout_s = timeout_s
         self._health = health or Health()
+        self._in_flight = in_flight = in_flight or InFlight()
         self._attempts = Attempts(
             providers=self._providers,
             pricer=pricer,
@@ -153,6 +154,17 @@ class Router:
         self._refused: dict[str, str] = {}
         # (task, provider) pairs already told that the provider's key was refused.
         self._told: set[tuple[str, str]] = set()
+
+    @property
+    def in_flight(self) -> InFlight:
+        """What this router's process has under way (the tools its loops call are kept here
+        too, so that a stop deals with them as with requests)."""
+        return self._in_flight
+
+    @property
+    def cancel_grace_s(self) -> float:
+        """How long work in flight whose caller was cancelled may still take to end."""
+        return self._grace_s
 
     # ------------------------------------------------------------------ health and lifecycle
     def health_snapshot(self) -> list[dict[str, Any]]:

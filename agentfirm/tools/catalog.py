@@ -10,8 +10,8 @@ anything is spent when one cannot be used; ``probe`` is what ``agentfirm tools l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -204,11 +204,17 @@ class ToolCatalog:
 
     @asynccontextmanager
     async def open(
-        self, names: Iterable[str], extra: Mapping[str, Tool] | None = None
+        self,
+        names: Iterable[str],
+        extra: Mapping[str, Tool] | None = None,
+        *,
+        finishing: Callable[[str], AbstractContextManager[None]] | None = None,
     ) -> AsyncIterator[Toolset]:
         """The tools ``names`` need, servers connected until the block ends. ``extra`` adds
         builtins that belong to one task (``search_attachments``). Raises ``ToolError`` naming
-        the first server that cannot be used: nothing has been spent yet."""
+        the first server that cannot be used: nothing has been spent yet. The servers' stop,
+        which is waited for to its end, is done inside ``finishing`` (``InFlight.finishing``:
+        a stop says what it waits for)."""
         listed = self._expanded(names)
         wanted = sorted({ref.server for n in listed if (ref := parse_ref(n)) is not None})
         async with AsyncExitStack() as stack:
@@ -219,7 +225,13 @@ class ToolCatalog:
                 servers[name] = await stack.enter_async_context(
                     connect(name, self.servers[name], start_timeout_s=self._start_timeout_s)
                 )
-            yield Toolset({FETCH_URL: self._fetch, **(extra or {})}, servers, self.search)
+            try:
+                yield Toolset({FETCH_URL: self._fetch, **(extra or {})}, servers, self.search)
+            finally:
+                if servers:
+                    named = ", ".join(f"mcp:{name}" for name in servers)
+                    with finishing(f"{named} to stop") if finishing else nullcontext():
+                        await stack.aclose()
 
     async def unavailable(self, names: Iterable[str]) -> list[str]:
         """One line per tool of ``names`` that cannot be used: a name nothing provides, or a

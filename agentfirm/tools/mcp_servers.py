@@ -160,7 +160,59 @@ async def connect(
     name: str, config: ServerConfig, *, start_timeout_s: float = START_TIMEOUT_S
 ) -> AsyncIterator[McpServer]:
     """``name``'s server, started (stdio) or reached (HTTP), its tools listed; stopped on exit.
-    Raises ``ToolError`` with a one-line reason when it cannot be used."""
+    Raises ``ToolError`` with a one-line reason when it cannot be used.
+
+    The connection lives in a task of its own, and its stop is waited for to its end: the SDK
+    stops a server (stdin closed, then SIGTERM, then SIGKILL, each wait bounded) under an anyio
+    shield that asyncio's own ``Task.cancel`` pierces — a build cancelled again and again
+    (``runs.firmly``) cut that stop short, and then waited for ever for the output of a server
+    that was never killed (one blocked in a call)."""
+    from agentfirm.router.attempt import finish
+
+    opened: asyncio.Future[McpServer] = asyncio.get_running_loop().create_future()
+    closing = asyncio.Event()
+    keeper = asyncio.ensure_future(_keep(name, config, start_timeout_s, opened, closing))
+    try:
+        server = await asyncio.shield(opened)
+    except BaseException:
+        keeper.cancel()  # on its way up: the SDK unwinds what it started
+        with contextlib.suppress(BaseException):
+            await finish(keeper)
+        if opened.done() and not opened.cancelled():
+            opened.exception()  # retrieved: what is raised here is the caller's own stop
+        raise
+    try:
+        yield server
+    finally:
+        closing.set()
+        await finish(keeper)
+
+
+async def _keep(
+    name: str,
+    config: ServerConfig,
+    start_timeout_s: float,
+    opened: asyncio.Future[McpServer],
+    closing: asyncio.Event,
+) -> None:
+    """Hold ``name``'s connection: ``opened`` gets the server (or why it cannot be used), and
+    the connection is closed once ``closing`` is set."""
+    try:
+        async with _connected(name, config, start_timeout_s=start_timeout_s) as server:
+            opened.set_result(server)
+            await closing.wait()
+    except Exception as exc:
+        if opened.done():
+            raise
+        opened.set_exception(exc)
+    finally:
+        opened.cancel()  # stopped before it was open (a no-op once it has its outcome)
+
+
+@asynccontextmanager
+async def _connected(
+    name: str, config: ServerConfig, *, start_timeout_s: float
+) -> AsyncIterator[McpServer]:
     from mcp import Client
 
     where = config.describe()

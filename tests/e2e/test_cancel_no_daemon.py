@@ -30,6 +30,8 @@ from tests.e2e.test_daemon_chaos import _cli, _rows
 from tests.e2e.test_provider_faults_task import _succeed
 from tests.fakes.compat_servers import last_user_text
 from tests.fakes.http_fake import Recorded, Reply, running
+from tests.fakes.notes_task import NOTE, ORIGIN, TOOL, NotesModel, world_env
+from tests.fakes.notes_task import REQUEST as NOTES_REQUEST
 from tests.fakes.openai_fake import OpenAIFake
 
 pytestmark = pytest.mark.e2e
@@ -254,3 +256,58 @@ def test_ctrl_c_while_a_model_classifies_the_request_names_the_task_to_resume(
     assert proc.returncode == 130, err
     ((task_id,),) = _rows(home / "data" / "agentfirm.db", "SELECT id FROM tasks")
     assert f"stopped; task {task_id} waits where it was: agentfirm resume {task_id}" in err
+
+
+def test_two_ctrl_cs_cut_off_a_slow_tool_call_and_resume_does_not_run_it_again(
+    cli_env: dict[str, str], home: Path
+) -> None:
+    """A module inside a tool call that does not answer (an MCP server blocked after it took
+    effect): the second Ctrl-C did nothing visible — the unwinding waited for the tool, and only
+    a third, asyncio's hard stop, ended the run. The second cuts the tool call off; the journal
+    says so, and a resume does not run it again (the model is told its outcome is unknown)."""
+    notebook = home / "notebook.txt"
+    with running(OpenAIFake()) as fake:
+        model = NotesModel(fake)
+        fake.respond_with(model)
+        env = {
+            **cli_env,
+            **world_env(home, notebook, fake.url, {"NOTE_SLEEP_S": "600"}),
+            "AGENTFIRM_CANCEL_GRACE_S": "40",  # the tool is cut off by the second Ctrl-C
+        }
+        proc = spawn(env, "run", NOTES_REQUEST, "--yes", "--allow-tool", ORIGIN, "--json")
+        try:
+            deadline = time.monotonic() + GUARD_S
+            while not notebook.exists():  # the call took effect and blocks
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the tool was not called"
+                time.sleep(0.05)
+            assert proc.stderr is not None
+            proc.send_signal(signal.SIGINT)
+            said = ""
+            while not said.startswith("agentfirm: stopping") and proc.poll() is None:
+                said = proc.stderr.readline()
+            assert "1 tool call running gets up to 40s to answer" in said, said
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=GUARD_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 130, err
+        ((task_id,),) = _rows(home / "data" / "agentfirm.db", "SELECT id FROM tasks")
+        assert f"stopped; task {task_id} waits where it was" in err
+        # What is not cut off is named: the server's stop (bounded: stdin, SIGTERM, SIGKILL).
+        assert "waiting for mcp:notes to stop; Ctrl-C again stops at once" in err
+        shown = _cli(env, "tasks", "transcript", str(task_id), "--module", "notes", "--json")
+        assert shown.code == 0, shown.stderr
+        (call,) = [e for e in shown.json()["entries"] if e["kind"] == "tool"]
+        assert call["tool"] == TOOL, call
+        assert call["interrupted"], call
+        assert call["cut_off"], call
+        assert "was cut off" in call["content"], call
+
+        resumed = _cli(env, "resume", str(task_id), "--json")
+
+    assert resumed.code == 0, resumed.stderr[-3000:]
+    assert notebook.read_text() == NOTE + "\n"  # run once, not again on resume
+    assert model.asked == 1

@@ -66,24 +66,29 @@ class NotesModel:
         return self.fake.structured(NOTES)(request)
 
 
-def write_world(home: Path, notebook: Path) -> Path:
+def write_world(home: Path, notebook: Path, server_env: dict[str, str] | None = None) -> Path:
     """The persona under ``home``'s config and an ``mcp.json`` naming the notes server (which
-    writes to ``notebook``); returns the ``mcp.json``."""
+    writes to ``notebook``, started with ``server_env``); returns the ``mcp.json``."""
     personas = home / "config" / "personas"
     personas.mkdir(parents=True, exist_ok=True)
     (personas / "notes.yaml").write_text(json.dumps(PERSONA, indent=2), encoding="utf-8")
-    server = {"command": sys.executable, "args": [str(SERVER), str(notebook)]}
+    server: dict[str, Any] = {"command": sys.executable, "args": [str(SERVER), str(notebook)]}
+    if server_env:
+        server["env"] = server_env
     mcp = home / "mcp.json"
     mcp.write_text(json.dumps({"mcpServers": {"notes": server}}), encoding="utf-8")
     return mcp
 
 
-def world_env(home: Path, notebook: Path, model_url: str) -> dict[str, str]:
+def world_env(
+    home: Path, notebook: Path, model_url: str, server_env: dict[str, str] | None = None
+) -> dict[str, str]:
     """Settings for a task in this world: the execution tier on the OpenAI fake at
-    ``model_url``, the rest offline, no research round or quality revision."""
+    ``model_url``, the rest offline, no research round or quality revision; the notes server
+    started with ``server_env``."""
     offline = json.dumps(["offline:gpt-5-mini"])
     return {
-        "AGENTFIRM_MCP_CONFIG": str(write_world(home, notebook)),
+        "AGENTFIRM_MCP_CONFIG": str(write_world(home, notebook, server_env)),
         "OPENAI_API_KEY": "sk-test-notes",
         "OPENAI_BASE_URL": f"{model_url}/v1",
         "AGENTFIRM_TIERS__EXECUTION": json.dumps(["openai:gpt-5-mini"]),

@@ -4,6 +4,7 @@ simulated model's tool calls are not run, and the transcript is redacted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -203,12 +204,64 @@ async def test_a_simulated_models_tool_calls_are_not_run(
     assert "[simulated]" in event.payload["content"]
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs. Not ``KeyboardInterrupt``, which asyncio
+    raises out of the loop from the tool call's own task (it stops the test runner)."""
+
+
 class Crashing(Recorder):
     """Takes effect, then the process dies before the result is journaled."""
 
     async def call(self, arguments: dict[str, Any]) -> str:
         self.calls.append(arguments)
-        raise KeyboardInterrupt  # stands for SIGKILL: nothing after this line runs
+        raise Killed
+
+
+class Blocking(Recorder):
+    """Takes effect, then does not answer until it is cancelled."""
+
+    def __init__(self, name: str, *, side_effects: bool = False) -> None:
+        super().__init__(name, side_effects=side_effects)
+        self.started = asyncio.Event()
+
+    async def call(self, arguments: dict[str, Any]) -> str:
+        self.calls.append(arguments)
+        self.started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("not reached")
+
+
+async def test_a_call_cut_off_by_a_stop_is_journaled_so_and_not_repeated(
+    store: SQLiteStore, bus: SQLiteLogBus
+) -> None:
+    """A module stopped (no grace left) while a tool call runs: the call is cut off and the
+    journal says so at once, in the transcript too; run again, the loop does not repeat it
+    and tells the model its outcome is unknown, and why."""
+    alpha = ScriptedProvider("alpha", [asks(("c1", "send_email")), ANSWER])
+    router = make_router(store, alpha)
+    task_id = await funded_task(store)
+
+    async def yes(spec: ToolSpec, call: ToolCall) -> bool:
+        return True
+
+    blocking = Blocking("send_email", side_effects=True)
+    loop = await _loop(router, bus, task_id, blocking, approve=yes)
+    running = asyncio.ensure_future(loop.run(MESSAGES))
+    await blocking.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    again = Recorder("send_email", side_effects=True)
+    await (await _loop(router, bus, task_id, again, approve=yes)).run(MESSAGES)
+
+    assert again.calls == []
+    [entry] = [e for e in transcript(await bus.replay(task_id)) if e["kind"] == "tool"]
+    assert entry["interrupted"]
+    assert entry["cut_off"]
+    [result] = alpha.requests[1].messages[-1].tool_results
+    assert result.is_error
+    assert "was cut off: the run was stopped" in result.content
+    assert "may or may not have taken effect" in result.content
 
 
 async def test_a_side_effecting_call_cut_off_by_a_crash_is_not_repeated(
@@ -224,7 +277,7 @@ async def test_a_side_effecting_call_cut_off_by_a_crash_is_not_repeated(
         return True
 
     crashing = Crashing("send_email", side_effects=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         await (await _loop(router, bus, task_id, crashing, approve=yes)).run(MESSAGES)
     again = Recorder("send_email", side_effects=True)
     await (await _loop(router, bus, task_id, again, approve=yes)).run(MESSAGES)
@@ -248,7 +301,7 @@ async def test_a_read_only_call_cut_off_by_a_crash_is_not_repeated(
     task_id = await funded_task(store)
 
     crashing = Crashing("price_of")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         await (await _loop(router, bus, task_id, crashing)).run(MESSAGES)
     again = Recorder("price_of")
     await (await _loop(router, bus, task_id, again)).run(MESSAGES)
