@@ -51,6 +51,7 @@ from agentfirm.router.reconcile import (
     Reconciler,
     record_deadline,
 )
+from agentfirm.router.refused_keys import RefusedKeys
 from agentfirm.router.schema_output import Validators, parse_and_validate, repair_prompt
 from agentfirm.store.base import Store
 
@@ -149,11 +150,7 @@ class Router:
         self._grace_s = cancel_grace_s
         self._validators = Validators()
         self._notify = notify
-        # Providers whose key was refused (by name, with the key): skipped for the rest of this
-        # router's life.
-        self._refused: dict[str, str] = {}
-        # (task, provider) pairs already told that the provider's key was refused.
-        self._told: set[tuple[str, str]] = set()
+        self._refused = RefusedKeys()
 
     @property
     def in_flight(self) -> InFlight:
@@ -380,7 +377,7 @@ class Router:
             # Said once per task and provider, whether another provider took over or not.
             if refused:
                 took_over = served.entry.label if served is not None else None
-                await self._tell_refused(task_id, module_id, refused, took_over)
+                await self._refused.tell(self._notify, task_id, module_id, refused, took_over)
 
     async def _recovered(
         self,
@@ -406,25 +403,6 @@ class Router:
         call.attempts.append(entry.label)
         simulated = self._providers[entry.provider].simulated
         return Served(recover.call_id, entry, response, cost, 0, simulated)
-
-    async def _tell_refused(
-        self,
-        task_id: str,
-        module_id: str | None,
-        refused: Sequence[str],
-        took_over: str | None,
-    ) -> None:
-        """Publish ``provider.key_refused`` for each provider whose key was refused on this
-        call, once per task: the key to fix and what took over (None: nothing did)."""
-        for provider in dict.fromkeys(refused):
-            if (task_id, provider) in self._told:
-                continue
-            self._told.add((task_id, provider))
-            payload = {"provider": provider, "key": self._refused[provider], "took_over": took_over}
-            try:
-                await self._notify(task_id, "provider.key_refused", payload, module_id=module_id)
-            except Exception as exc:  # a lost notice must not fail the call
-                log.warning("router.notify_failed", event="provider.key_refused", error=str(exc))
 
     def _request(
         self,
@@ -484,7 +462,7 @@ class Router:
                         key=err.key_env,
                         error=self._redact(str(err)),
                     )
-                self._refused[entry.provider] = err.key_env
+                self._refused.refuse(entry.provider, err.key_env)
                 return None
         return None
 
