@@ -347,15 +347,7 @@ class AgentLoop:
             except BudgetExceeded:
                 # Its own model call (web_search) was refused: nothing ran, so say that rather
                 # than leave it started (a rerun would call its outcome unknown), then pause.
-                refused = REFUSED.format(name=call.name)
-                await self.journal.record_tool(
-                    turn,
-                    call,
-                    ToolResult(call.id, call.name, refused, True),
-                    simulated=False,
-                    denied=False,
-                    malformed=False,
-                )
+                await self._journal_unanswered(turn, call, REFUSED.format(name=call.name))
                 raise
         journaled = self.journal.record_tool(
             turn,
@@ -378,6 +370,13 @@ class AgentLoop:
         unknown — here at once, in words that say why."""
         advice = INTERRUPTED_EFFECT if spec.side_effects else INTERRUPTED_READ
         said = CUT_OFF.format(name=call.name, advice=advice)
+        await self._journal_unanswered(turn, call, said, cut_off=True)
+
+    async def _journal_unanswered(
+        self, turn: int, call: ToolCall, said: str, *, cut_off: bool = False
+    ) -> None:
+        """Journal ``call`` as ended without its own answer: ``said`` is what the model reads
+        (an error result). ``cut_off``: it ran and a stop cut it off, its outcome unknown."""
         await self.journal.record_tool(
             turn,
             call,
@@ -385,8 +384,8 @@ class AgentLoop:
             simulated=False,
             denied=False,
             malformed=False,
-            interrupted=True,
-            cut_off=True,
+            interrupted=cut_off,
+            cut_off=cut_off,
         )
 
     async def _run(
