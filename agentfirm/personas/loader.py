@@ -8,6 +8,7 @@ Every problem in a file is reported, not only the first (a YAML syntax error sto
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,22 +49,25 @@ _FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 one, several times faster (every process that drives a task loads every persona)."""
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """The data and its node tree (for line numbers), from one parse. Raises ``PersonaError``
-    with the line of a syntax error."""
-    if _FAST_LOADER is not None:
-        fast = _FAST_LOADER(text)
-        try:
-            root = fast.get_single_node()
-            return (fast.construct_document(root) if root is not None else None), root
-        except yaml.YAMLError:
-            pass  # said as the pure-Python parser words it, below
-        finally:
-            fast.dispose()
-    loader = yaml.SafeLoader(text)
+def parsed(loader_class: type[yaml.SafeLoader], text: str) -> tuple[Any, yaml.Node | None]:
+    """The data of ``text`` and its node tree, read by ``loader_class``."""
+    loader = loader_class(text)
     try:
         root = loader.get_single_node()
         return (loader.construct_document(root) if root is not None else None), root
+    finally:
+        loader.dispose()
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The data and its node tree (for line numbers), from one parse. Raises ``PersonaError``
+    with the line of a syntax error, in the pure-Python parser's words (libyaml's differ), so a
+    text libyaml refuses is read again by it."""
+    if _FAST_LOADER is not None:
+        with contextlib.suppress(yaml.YAMLError):
+            return parsed(_FAST_LOADER, text)
+    try:
+        return parsed(yaml.SafeLoader, text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -75,8 +79,6 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         ) from err
     except yaml.YAMLError as err:
         raise PersonaError([f"{source}:1: invalid YAML: {err} — fix the YAML syntax"]) from err
-    finally:
-        loader.dispose()
 
 
 def _duplicate_keys(root: yaml.Node | None) -> list[Problem]:

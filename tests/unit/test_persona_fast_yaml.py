@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agentfirm.personas.loader import parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PERSONAS = sorted((ROOT / "personas").glob("*.yaml"))
-
-
-def _parse(loader_class: type, text: str) -> tuple[object, yaml.Node]:
-    loader = loader_class(text)
-    try:
-        root = loader.get_single_node()
-        return loader.construct_document(root), root
-    finally:
-        loader.dispose()
 
 
 def _nodes(node: yaml.Node) -> Iterator[tuple[str, object, int, int]]:
@@ -40,9 +33,11 @@ def _nodes(node: yaml.Node) -> Iterator[tuple[str, object, int, int]]:
 def test_libyaml_gives_the_pure_parsers_data_and_marks(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
 
-    fast_data, fast_root = _parse(yaml.CSafeLoader, text)
-    pure_data, pure_root = _parse(yaml.SafeLoader, text)
+    fast_data, fast_root = parsed(yaml.CSafeLoader, text)
+    pure_data, pure_root = parsed(yaml.SafeLoader, text)
 
+    assert fast_root is not None
+    assert pure_root is not None
     assert fast_data == pure_data
     assert list(_nodes(fast_root)) == list(_nodes(pure_root))
 
