@@ -441,6 +441,16 @@ def test_reads_through_the_daemon_equal_reads_of_the_store(
 
             assert there.code == here.code == 0, there.stderr + here.stderr
             assert there.stdout == here.stdout
+    # Through the daemon, on a pipe (80 columns): the id to copy and each amount stay whole,
+    # and every call of `costs` is one line.
+    narrow = {"COLUMNS": "80"}
+    assert task_id in shell("tasks", "list", env=narrow).stdout
+    shown = shell("tasks", "show", task_id, "--json").json()
+    table = shell("tasks", "show", task_id, env=narrow).stdout
+    assert all(f"${m['cost_usd']:.4f}" in table for m in shown["modules"])
+    calls = shell("costs", task_id, "--json").json()["calls"]
+    lines = shell("costs", task_id, "--all", env=narrow).stdout.splitlines()
+    assert all(sum(line.startswith(c["call_id"]) for line in lines) == 1 for c in calls)
 
 
 def test_resume_through_the_daemon_finishes_a_task_stopped_for_budget(shell: Shell) -> None:
