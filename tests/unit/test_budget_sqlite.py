@@ -118,20 +118,28 @@ async def test_the_totals_follow_the_rows_whatever_writes_them(store: SQLiteStor
 async def test_the_wal_stays_bounded_when_bookings_are_all_that_is_written(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small limits so the test stays quick: a checkpoint past 40 pages, a trip through the
-    # shared connection every 10 bookings.
-    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 10)
-    await store._conn().execute("PRAGMA wal_autocheckpoint = 40")
-    task_id = await task_with_budget(store, 10**12)
-    wal = store.path.with_name(store.path.name + "-wal")
+    task_id = await _small_wal_limits(store, monkeypatch)
 
     for n in range(300):
         await store.reserve(task_id, f"c{n}", 10)
         await store.settle(f"c{n}", row(task_id, f"c{n}", 5))
 
-    page = 4096
-    # 600 bookings touch several pages each: thousands of pages if nothing checkpointed.
-    assert wal.stat().st_size < 200 * page
+    await _assert_wal_bounded_after_300_calls(store, task_id)
+
+
+async def _small_wal_limits(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Small limits so the WAL tests stay quick: a checkpoint past 40 pages, a trip through the
+    shared connection every 10 bookings. A funded task's id."""
+    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 10)
+    await store._conn().execute("PRAGMA wal_autocheckpoint = 40")
+    return await task_with_budget(store, 10**12)
+
+
+async def _assert_wal_bounded_after_300_calls(store: SQLiteStore, task_id: str) -> None:
+    """300 calls reserved at 10 and settled at 5: 600 bookings touch several pages each,
+    thousands of pages if nothing checkpointed."""
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert wal.stat().st_size < 200 * 4096
     budget = await store.get_budget(task_id)
     assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
 
@@ -141,10 +149,7 @@ async def test_the_wal_stays_bounded_when_bookings_are_made_as_the_router_makes_
 ) -> None:
     # The router books inline first and, refused, the slow way (``BudgetGuard``): the retry
     # must leave the shared connection its turn, or nothing ever checkpoints.
-    monkeypatch.setattr(inline, "CHECKPOINT_EVERY", 10)
-    await store._conn().execute("PRAGMA wal_autocheckpoint = 40")
-    task_id = await task_with_budget(store, 10**12)
-    wal = store.path.with_name(store.path.name + "-wal")
+    task_id = await _small_wal_limits(store, monkeypatch)
     guard = BudgetGuard(store)
 
     for n in range(300):
@@ -154,10 +159,7 @@ async def test_the_wal_stays_bounded_when_bookings_are_made_as_the_router_makes_
         if not guard.settle_now(call, booked):
             await guard.settle(call, booked)
 
-    page = 4096
-    assert wal.stat().st_size < 200 * page
-    budget = await store.get_budget(task_id)
-    assert (budget.spent_nano, budget.reserved_nano) == (1_500, 0)
+    await _assert_wal_bounded_after_300_calls(store, task_id)
 
 
 async def test_every_kind_of_write_goes_inline_again_once_the_shared_connection_had_its_turn(
