@@ -5,7 +5,7 @@ simulated model's tool calls are not run, and the transcript is redacted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from agentfirm.router.router import Router
 from agentfirm.store.sqlite import SQLiteStore
 from agentfirm.tools.catalog import ModuleTools
 from tests.unit.test_router import ScriptedProvider, funded_task, make_router, store
+from tests.unit.test_router_recover import KeepingProvider
 
 __all__ = ["store"]
 
@@ -357,23 +358,9 @@ async def test_a_turn_cut_off_by_a_crash_is_asked_again_and_the_transcript_says_
     assert "process stopped" in entries[2]["note"]
 
 
-class Keeping(ScriptedProvider):
-    """Keeps each answer under its call id, as OpenAI does with ``openai_store``."""
-
-    def __init__(self, name: str, script: list[ProviderResponse]) -> None:
-        super().__init__(name, list(script))
-        self.kept: dict[str, ProviderResponse] = {}
-
-    def keeps_record(self, request: ProviderRequest) -> bool:
-        return True
-
-    async def lookup_usage(self, call_ids: Sequence[str]) -> Mapping[str, Usage]:
-        return {c: self.kept[c].usage for c in call_ids if c in self.kept}
-
-    async def lookup_response(
-        self, call_id: str, request: ProviderRequest
-    ) -> ProviderResponse | None:
-        return self.kept.get(call_id)
+class Keeping(KeepingProvider):
+    """Keeps each answer under its call id as it gives it, as OpenAI does with
+    ``openai_store``."""
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         answer = await super().complete(request)
